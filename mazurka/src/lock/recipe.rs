@@ -1,0 +1,331 @@
+//! The queue at the heart of ZooKeeper's lock recipes, shared by the exclusive lock and the
+//! read-write lock.
+//!
+//! Each contender creates an ephemeral-sequential node `<dir>/<marker>-<kind>-<seq>` under the lock
+//! directory (a container node, reaped by the server once empty). It owns the lock when no node
+//! ahead of it blocks it; otherwise it watches only the node it waits for (no herd effect).
+//!
+//! The marker (`_c_` + 32 random hex digits, new per attempt) is Curator's "protection": when a
+//! create's reply is lost with the connection, the contender finds its node again by the marker
+//! instead of leaving an orphan. Children whose names do not parse are ignored, the same way by
+//! every contender.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, Result, ZkErrorCode};
+use crate::session::{CreateMode, NodeEvent, Session, SessionState};
+
+/// One parsed child of a lock directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) seq: i64,
+}
+
+const MARKER_PREFIX: &str = "_c_";
+const MARKER_LEN: usize = MARKER_PREFIX.len() + 32;
+
+/// Parses `<marker>-<kind>-<seq>`; `None` for anything else.
+pub(crate) fn parse(name: &str) -> Option<Entry> {
+    let (rest, seq) = name.rsplit_once('-')?;
+    if !(seq.len() == 10 || seq.len() == 19) || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (marker, kind) = rest.split_once('-')?;
+    let hex = marker.strip_prefix(MARKER_PREFIX)?;
+    if marker.len() != MARKER_LEN || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || kind.is_empty() {
+        return None;
+    }
+    Some(Entry { name: name.to_owned(), kind: kind.to_owned(), seq: seq.parse().ok()? })
+}
+
+/// The valid children in queue order (sequence, then name, so every reader agrees).
+pub(crate) fn queue(children: &[String]) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = children.iter().filter_map(|c| parse(c)).collect();
+    entries.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.name.cmp(&b.name)));
+    entries
+}
+
+/// Decides, from the entries ahead of a contender, which one it must wait for (`None`: its turn).
+pub(crate) type Blocker = fn(me: &Entry, ahead: &[Entry]) -> Option<usize>;
+
+/// A contender's node once it exists.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub(crate) path: String,
+    pub(crate) name: String,
+    /// The node's creation zxid: the fencing token.
+    pub(crate) czxid: i64,
+    /// The session generation that created it.
+    pub(crate) generation: u64,
+}
+
+#[derive(Debug)]
+enum Progress {
+    /// No create request sent yet.
+    Idle,
+    /// A create was sent whose outcome we do not know (in flight, or its reply was lost).
+    Sent,
+    /// Our node exists.
+    Created(Node),
+    /// Handed over (to a guard) or cleaned up: nothing to do on drop.
+    Done,
+}
+
+/// Outcome of waiting for a turn.
+#[derive(Debug)]
+pub(crate) enum Turn {
+    Acquired,
+    TimedOut,
+}
+
+/// A place in a lock's queue. Dropping it before [`Enqueued::into_node`] removes the node (in the
+/// background), so a cancelled `lock()` future never leaves a contender behind.
+#[derive(Debug)]
+pub(crate) struct Enqueued {
+    session: Session,
+    dir: String,
+    kind: &'static str,
+    marker: String,
+    progress: Progress,
+}
+
+impl Enqueued {
+    pub(crate) fn new(session: &Session, dir: &str, kind: &'static str) -> Enqueued {
+        Enqueued {
+            session: session.clone(),
+            dir: dir.to_owned(),
+            kind,
+            marker: format!("{MARKER_PREFIX}{:032x}", rand::random::<u128>()),
+            progress: Progress::Idle,
+        }
+    }
+
+    pub(crate) fn node(&self) -> Option<&Node> {
+        match &self.progress {
+            Progress::Created(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// Creates the contender node (and the container directory if missing), recovering from a
+    /// lost reply through the marker.
+    pub(crate) async fn create(&mut self, data: &[u8]) -> Result<()> {
+        let prefix = format!("{}/{}-{}-", self.dir, self.marker, self.kind);
+        let mut dir_made = false;
+        loop {
+            let generation = self.session.generation();
+            self.progress = Progress::Sent;
+            match self.session.create(&prefix, data, CreateMode::EphemeralSequential).await {
+                Ok(created) => {
+                    let name = created.path.rsplit('/').next().unwrap_or_default().to_owned();
+                    self.progress =
+                        Progress::Created(Node { path: created.path, name, czxid: created.stat.czxid, generation });
+                    return Ok(());
+                }
+                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) if !dir_made => {
+                    self.progress = Progress::Idle;
+                    self.session.ensure_path(&self.dir, CreateMode::Container).await?;
+                    dir_made = true;
+                }
+                Err(err) if err.is_retryable() => {
+                    if let Some(node) = self.find_by_marker(generation).await? {
+                        self.progress = Progress::Created(node);
+                        return Ok(());
+                    }
+                }
+                Err(err) => {
+                    self.progress = Progress::Idle;
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// After a create whose reply was lost: our node, if the create was applied.
+    async fn find_by_marker(&self, generation: u64) -> Result<Option<Node>> {
+        loop {
+            match self.session.children(&self.dir).await {
+                Ok(children) => {
+                    let Some(name) = children.into_iter().find(|c| c.starts_with(&self.marker)) else {
+                        return Ok(None);
+                    };
+                    let path = format!("{}/{name}", self.dir);
+                    return match self.session.get(&path).await? {
+                        Some((_, stat)) => Ok(Some(Node { path, name, czxid: stat.czxid, generation })),
+                        None => Ok(None),
+                    };
+                }
+                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => return Ok(None),
+                Err(err) if err.is_retryable() => continue,
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Waits until `blocker` finds nothing ahead that blocks us, or the deadline passes.
+    ///
+    /// # Errors
+    /// [`Error::SessionLost`] if the session that created the node is lost while waiting.
+    pub(crate) async fn wait_turn(&mut self, blocker: Blocker, deadline: Option<Instant>) -> Result<Turn> {
+        loop {
+            let Some(node) = self.node().cloned() else {
+                return Err(Error::SessionLost);
+            };
+            if self.lost(node.generation) {
+                return Err(Error::SessionLost);
+            }
+            let children = match self.session.children(&self.dir).await {
+                Ok(children) => children,
+                Err(err) if err.is_retryable() => continue,
+                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => Vec::new(),
+                Err(err) => return Err(err),
+            };
+            let entries = queue(&children);
+            let Some(me) = entries.iter().position(|e| e.name == node.name) else {
+                // Our node is gone: the session expired, or someone deleted it.
+                if self.lost(node.generation) {
+                    return Err(Error::SessionLost);
+                }
+                // Deleted by someone else: our place in the queue is gone, and so is any promise.
+                tracing::warn!(node = %node.path, "lock node was deleted by someone else while waiting");
+                self.progress = Progress::Idle;
+                return Err(Error::SessionLost);
+            };
+            let Some(blocking) = blocker(&entries[me], &entries[..me]) else {
+                return Ok(Turn::Acquired);
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Turn::TimedOut);
+            }
+            let predecessor = format!("{}/{}", self.dir, entries[blocking].name);
+            let watch = match self.session.exists_and_watch(&predecessor).await {
+                Ok((Some(_), watch)) => watch,
+                Ok((None, _)) => continue,
+                Err(err) if err.is_retryable() => continue,
+                Err(err) => return Err(err),
+            };
+            let mut states = self.session.states();
+            let generation = node.generation;
+            let lost = states.rx.wait_for(|s| {
+                s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
+            });
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = watch.changed() => {
+                    if event == NodeEvent::SessionEnded && self.lost(generation) {
+                        return Err(Error::SessionLost);
+                    }
+                }
+                _ = lost => return Err(Error::SessionLost),
+                () = sleep => return Ok(Turn::TimedOut),
+            }
+        }
+    }
+
+    fn lost(&self, generation: u64) -> bool {
+        self.session.generation() != generation
+            || matches!(self.session.state(), SessionState::Lost | SessionState::Closed)
+    }
+
+    /// Hands the node over to a guard: dropping `self` no longer deletes it.
+    pub(crate) fn into_node(mut self) -> Option<Node> {
+        match std::mem::replace(&mut self.progress, Progress::Done) {
+            Progress::Created(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// Leaves the queue and waits until the node is gone (for `try_lock*`, which promise to leave
+    /// no node behind when they return).
+    pub(crate) async fn leave(mut self) -> Result<()> {
+        match std::mem::replace(&mut self.progress, Progress::Done) {
+            Progress::Created(node) => match self.session.delete(&node.path, None).await {
+                Ok(()) | Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) | Err(Error::SessionLost) => Ok(()),
+                Err(err) => Err(err),
+            },
+            Progress::Sent => sweep(&self.session, &self.dir, &self.marker).await,
+            Progress::Idle | Progress::Done => Ok(()),
+        }
+    }
+}
+
+/// Deletes every node of `dir` carrying `marker` (a create whose outcome we never learnt).
+async fn sweep(session: &Session, dir: &str, marker: &str) -> Result<()> {
+    let children = match session.children(dir).await {
+        Ok(children) => children,
+        Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) | Err(Error::SessionLost) => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for name in children.into_iter().filter(|c| c.starts_with(marker)) {
+        match session.delete(&format!("{dir}/{name}"), None).await {
+            Ok(()) | Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Enqueued {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.progress, Progress::Done) {
+            Progress::Created(node) => {
+                // Queued on the connection now, in order; the outcome is only logged.
+                let delete = self.session.delete_now(&node.path, None);
+                self.session.runtime().spawn(async move {
+                    if let Err(err) = delete.await {
+                        tracing::debug!(%err, "removing an abandoned lock node failed");
+                    }
+                });
+            }
+            Progress::Sent => {
+                let (session, dir, marker) = (self.session.clone(), self.dir.clone(), self.marker.clone());
+                let bound = session.request_bound();
+                self.session.runtime().spawn(async move {
+                    if tokio::time::timeout(bound * 2, sweep(&session, &dir, &marker)).await.is_err() {
+                        tracing::warn!(dir, "could not sweep an abandoned lock node in time");
+                    }
+                });
+            }
+            Progress::Idle | Progress::Done => {}
+        }
+    }
+}
+
+/// Small helper: the time left until `deadline`, for error messages.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    Instant::now() + timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(marker: char, kind: &str, seq: i64) -> String {
+        format!("_c_{}-{kind}-{seq:010}", marker.to_string().repeat(32))
+    }
+
+    #[test]
+    fn parses_valid_names_and_ignores_the_rest() {
+        let good = name('a', "lock", 7);
+        assert_eq!(parse(&good).map(|e| (e.kind, e.seq)), Some(("lock".into(), 7)));
+        for bad in ["", "lock-0000000001", "_c_zz-lock-0000000001", "_c_abc-lock-1", &format!("{good}x"), "x-y-z"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn queue_orders_by_sequence_then_name() {
+        let children = vec![name('b', "lock", 3), "junk".into(), name('a', "lock", 2), name('c', "read", 2)];
+        let q: Vec<_> = queue(&children).into_iter().map(|e| e.name).collect();
+        assert_eq!(q, vec![name('a', "lock", 2), name('c', "read", 2), name('b', "lock", 3)]);
+    }
+}

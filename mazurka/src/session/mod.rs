@@ -1,0 +1,500 @@
+//! The connection to ZooKeeper that every primitive shares.
+//!
+//! This is the only module that names `zookeeper_client` types (clippy's `disallowed-types`
+//! enforces it elsewhere); the rest of Mazurka speaks the small crate-private vocabulary in
+//! [`ops`]: create, read with version, versioned write, delete, multi, multi-read, watches.
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod frame;
+mod ops;
+mod state;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use zookeeper_client as zk;
+
+use crate::error::{Error, Result, ZkErrorCode};
+use crate::path::ZnodePath;
+
+#[allow(unused_imports)] // the vocabulary is used by primitives as they land
+pub(crate) use frame::FRAME_LIMIT;
+#[allow(unused_imports)]
+pub(crate) use ops::{CreateMode, Created, MultiOp, MultiOutcome, NodeEvent, NodeWatch, Stat, TreeEvent, TreeWatch};
+pub use state::{SessionState, SessionStates};
+pub(crate) use state::Snapshot;
+
+/// Who may do what with the znodes a session creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AclPolicy {
+    /// Anyone may read and write (ZooKeeper's `world:anyone` ALL). The default, as in Curator.
+    #[default]
+    Open,
+    /// Only sessions authenticated as the creator may access the znode (`auth` ALL). Needs
+    /// [`SessionBuilder::digest_auth`]; other sessions get [`Error::PermissionDenied`].
+    CreatorOnly,
+    /// The creator may do everything, everyone else may read.
+    CreatorAllAnyoneRead,
+}
+
+static CREATOR_ALL_ANYONE_READ: [zk::Acl; 2] = [
+    zk::Acl::new_const(zk::Permission::ALL, "auth", ""),
+    zk::Acl::new_const(zk::Permission::READ, "world", "anyone"),
+];
+
+impl AclPolicy {
+    fn acls(self) -> zk::Acls<'static> {
+        match self {
+            AclPolicy::Open => zk::Acls::anyone_all(),
+            AclPolicy::CreatorOnly => zk::Acls::creator_all(),
+            AclPolicy::CreatorAllAnyoneRead => zk::Acls::new(&CREATOR_ALL_ANYONE_READ),
+        }
+    }
+
+    /// Bytes the ACL list takes in a create request.
+    fn wire_len(self) -> usize {
+        4 + self.acls().iter().map(|a| frame::acl_len(a.scheme(), a.id())).sum::<usize>()
+    }
+}
+
+/// Settings for a [`Session`]; obtained from [`Session::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a SessionBuilder does nothing until .connect().await"]
+pub struct SessionBuilder {
+    connect_string: String,
+    session_timeout: Duration,
+    connection_timeout: Duration,
+    chroot: Option<String>,
+    digest: Option<(String, String)>,
+    acl: AclPolicy,
+}
+
+impl SessionBuilder {
+    /// How long the server keeps the session (and its locks) alive without hearing from us.
+    /// The server clamps it to 2–20 × its tickTime. Default 10 s.
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt to one server may take before trying the next. Default:
+    /// a third of the session timeout.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Runs every path of this session below `root` (created if absent), like a connect string's
+    /// `/suffix` or Curator's namespace. Checked when connecting.
+    pub fn chroot(mut self, root: impl Into<String>) -> Self {
+        self.chroot = Some(root.into());
+        self
+    }
+
+    /// Authenticates with ZooKeeper's `digest` scheme (`user:password`), so that
+    /// [`AclPolicy::CreatorOnly`] znodes are readable by sessions that present the same digest.
+    pub fn digest_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.digest = Some((user.into(), password.into()));
+        self
+    }
+
+    /// The ACL given to every znode this session creates. Default [`AclPolicy::Open`].
+    pub fn acl(mut self, policy: AclPolicy) -> Self {
+        self.acl = policy;
+        self
+    }
+
+    /// Connects, creating the chroot if it is missing.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad settings (a chroot path that breaks a rule gives
+    /// [`Error::InvalidPath`]); [`Error::Connect`] when no server answered within the session
+    /// timeout or authentication failed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future abandons the half-made connection, which closes itself.
+    pub async fn connect(self) -> Result<Session> {
+        let runtime = Handle::try_current()
+            .map_err(|_| Error::Config("Session::connect must be called inside a tokio runtime".into()))?;
+        let config = Arc::new(self.into_config()?);
+        let client = config.new_client().await?;
+        let session_id = client.session_id().0;
+        let (tx, _) = watch::channel(Snapshot { state: SessionState::Connected, generation: 0 });
+        let inner = Arc::new(Inner {
+            config,
+            current: Mutex::new(Some(Current { client: client.clone(), generation: 0 })),
+            states: tx,
+            runtime: runtime.clone(),
+            registry: Mutex::new(HashMap::new()),
+        });
+        runtime.spawn(supervise(Arc::downgrade(&inner), client.state_watcher(), 0));
+        tracing::debug!(session = format_args!("{session_id:#x}"), "mazurka session connected");
+        Ok(Session { inner })
+    }
+
+    fn into_config(self) -> Result<Config> {
+        let (hosts, suffix) = match self.connect_string.find('/') {
+            Some(i) => (self.connect_string[..i].to_owned(), Some(self.connect_string[i..].to_owned())),
+            None => (self.connect_string.clone(), None),
+        };
+        if hosts.trim().is_empty() {
+            return Err(Error::Config(format!(
+                "connect string {:?} names no server; use \"host:port[,host:port…][/chroot]\"",
+                self.connect_string
+            )));
+        }
+        let chroot = match (suffix, self.chroot) {
+            (Some(a), Some(b)) => {
+                return Err(Error::Config(format!(
+                    "chroot given twice: {a:?} in the connect string and {b:?} in the builder; keep one"
+                )))
+            }
+            (Some(c), None) | (None, Some(c)) => Some(ZnodePath::new(c)?).filter(|p| !p.is_root()),
+            (None, None) => None,
+        };
+        if self.session_timeout < Duration::from_millis(100) {
+            return Err(Error::Config(format!("session timeout {:?} is too short (minimum 100 ms)", self.session_timeout)));
+        }
+        if matches!(self.acl, AclPolicy::CreatorOnly | AclPolicy::CreatorAllAnyoneRead) && self.digest.is_none() {
+            return Err(Error::Config(format!(
+                "{:?} needs an authenticated session: add .digest_auth(user, password)",
+                self.acl
+            )));
+        }
+        let connection_timeout =
+            if self.connection_timeout.is_zero() { self.session_timeout / 3 } else { self.connection_timeout };
+        Ok(Config {
+            connect_string: self.connect_string,
+            hosts,
+            chroot,
+            session_timeout: self.session_timeout,
+            connection_timeout,
+            digest: self.digest,
+            acl: self.acl,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    connect_string: String,
+    hosts: String,
+    chroot: Option<ZnodePath>,
+    session_timeout: Duration,
+    connection_timeout: Duration,
+    digest: Option<(String, String)>,
+    acl: AclPolicy,
+}
+
+impl Config {
+    fn connector(&self) -> zk::Connector {
+        let mut connector = zk::Client::connector()
+            .with_session_timeout(self.session_timeout)
+            .with_connection_timeout(self.connection_timeout);
+        if let Some((user, password)) = &self.digest {
+            connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+        }
+        connector
+    }
+
+    fn connect_error(&self, reason: impl std::fmt::Display) -> Error {
+        Error::Connect { connect_string: self.connect_string.clone(), reason: reason.to_string() }
+    }
+
+    /// A new ZooKeeper session, chrooted (the chroot created first if missing).
+    async fn new_client(&self) -> Result<zk::Client> {
+        let bound = self.session_timeout + self.connection_timeout + Duration::from_secs(2);
+        let client = match tokio::time::timeout(bound, self.connector().connect(&self.hosts)).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(zk::Error::AuthFailed)) => return Err(self.connect_error("authentication failed (check digest_auth)")),
+            Ok(Err(zk::Error::Timeout)) | Err(_) => {
+                return Err(self.connect_error(format!(
+                    "no server answered within {bound:?}; is ZooKeeper running there? (the test kit can start one: \
+                     mazurka::testkit::ZkServer::start())"
+                )))
+            }
+            Ok(Err(err)) => return Err(self.connect_error(err)),
+        };
+        let Some(root) = &self.chroot else { return Ok(client) };
+        let options = zk::CreateMode::Persistent.with_acls(self.acl.acls());
+        match client.mkdir(root.as_str(), &options).await {
+            Ok(()) => {}
+            Err(zk::Error::NoAuth) => {}
+            Err(err) => return Err(self.connect_error(format!("cannot create chroot {root}: {err}"))),
+        }
+        client.chroot(root.as_str()).map_err(|_| self.connect_error(format!("bad chroot {root}")))
+    }
+
+    fn chroot_len(&self) -> usize {
+        self.chroot.as_ref().map_or(0, |c| c.as_str().len())
+    }
+}
+
+struct Current {
+    client: zk::Client,
+    generation: u64,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    /// `None` once closed.
+    current: Mutex<Option<Current>>,
+    states: watch::Sender<Snapshot>,
+    /// The runtime the session was created on: ZooKeeper clients die with it, and `Drop`s use it.
+    runtime: Handle,
+    /// Process-local state shared by every handle on the same primitive (e.g. a lock's holder and
+    /// hold count), keyed by kind and path.
+    registry: Mutex<HashMap<String, Weak<dyn Any + Send + Sync>>>,
+}
+
+/// A shared connection to a ZooKeeper ensemble; cheap to clone, used by every primitive.
+///
+/// It follows the ZooKeeper session through its life: [`SessionState::Suspended`] while
+/// disconnected, [`SessionState::Lost`] when the server expires it, after which Mazurka opens a
+/// new ZooKeeper session for new work. What the old one held is reported lost, never silently
+/// re-acquired.
+///
+/// ```no_run
+/// # async fn demo() -> mazurka::Result<()> {
+/// use std::time::Duration;
+/// let session = mazurka::Session::builder("127.0.0.1:2181")
+///     .session_timeout(Duration::from_secs(6))
+///     .chroot("/my-app")
+///     .connect()
+///     .await?;
+/// assert_eq!(session.state(), mazurka::SessionState::Connected);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("connect_string", &self.inner.config.connect_string)
+            .field("id", &format_args!("{:#x}", self.id()))
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Connects with default settings; the connect string is `host:port[,host:port…][/chroot]`.
+    ///
+    /// # Errors
+    /// As [`SessionBuilder::connect`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn connect(connect_string: impl Into<String>) -> Result<Session> {
+        Session::builder(connect_string).connect().await
+    }
+
+    /// A builder for the less common settings.
+    pub fn builder(connect_string: impl Into<String>) -> SessionBuilder {
+        SessionBuilder {
+            connect_string: connect_string.into(),
+            session_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::ZERO,
+            chroot: None,
+            digest: None,
+            acl: AclPolicy::Open,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SessionState {
+        self.inner.states.borrow().state
+    }
+
+    /// A stream of state changes.
+    pub fn states(&self) -> SessionStates {
+        SessionStates { rx: self.inner.states.subscribe() }
+    }
+
+    /// The current ZooKeeper session id (changes after an expiry; 0 once closed).
+    pub fn id(&self) -> i64 {
+        self.current().map_or(0, |(c, _)| c.session_id().0)
+    }
+
+    /// The negotiated session timeout of the current ZooKeeper session.
+    pub fn session_timeout(&self) -> Duration {
+        self.current().map_or(self.inner.config.session_timeout, |(c, _)| c.session_timeout())
+    }
+
+    /// The chroot every path is relative to, if any.
+    pub fn chroot(&self) -> Option<&ZnodePath> {
+        self.inner.config.chroot.as_ref()
+    }
+
+    /// Closes the ZooKeeper session: its ephemeral nodes (and so its locks) go at once instead of
+    /// after the session timeout. Every clone of this `Session` is closed.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting a close the server did not confirm.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the close is under way once this is first polled.
+    pub async fn close(&self) -> Result<()> {
+        let current = self.inner.current.lock().map(|mut c| c.take()).unwrap_or(None);
+        let Some(Current { client, .. }) = current else { return Ok(()) };
+        let mut watcher = client.state_watcher();
+        drop(client);
+        self.inner.states.send_modify(|s| s.state = SessionState::Closed);
+        // Wait (bounded) until the server confirmed; in-flight requests keep the client alive.
+        let _ = tokio::time::timeout(self.inner.config.connection_timeout, async {
+            while !watcher.changed().await.is_terminated() {}
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The current client and its generation, if not closed.
+    fn current(&self) -> Option<(zk::Client, u64)> {
+        let guard = self.inner.current.lock().ok()?;
+        guard.as_ref().map(|c| (c.client.clone(), c.generation))
+    }
+
+    /// The runtime the session lives on (for spawning from `Drop`).
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.inner.runtime
+    }
+
+    /// The generation of the current ZooKeeper session (see [`Snapshot::generation`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.states.borrow().generation
+    }
+
+    /// The process-local state for `key`, created with `T::default()` if no live handle has it.
+    /// Every handle of this session on the same key gets the same `Arc`.
+    pub(crate) fn shared_state<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
+        let Ok(mut registry) = self.inner.registry.lock() else { return Arc::new(T::default()) };
+        if let Some(existing) = registry.get(key).and_then(Weak::upgrade) {
+            if let Ok(typed) = existing.downcast::<T>() {
+                return typed;
+            }
+        }
+        registry.retain(|_, weak| weak.strong_count() > 0);
+        let fresh = Arc::new(T::default());
+        let erased: Arc<dyn Any + Send + Sync> = fresh.clone();
+        registry.insert(key.to_owned(), Arc::downgrade(&erased));
+        fresh
+    }
+
+    pub(crate) fn acl(&self) -> AclPolicy {
+        self.inner.config.acl
+    }
+}
+
+/// Follows one ZooKeeper client's state; on expiry replaces it with a new one (generation + 1).
+async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut generation: u64) {
+    loop {
+        let state = watcher.changed().await;
+        let Some(strong) = inner.upgrade() else { return };
+        let mapped = match state {
+            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
+            zk::SessionState::Disconnected => SessionState::Suspended,
+            zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionState::Lost,
+            zk::SessionState::Closed => {
+                let closed = strong.current.lock().map(|c| c.is_none()).unwrap_or(true);
+                if closed {
+                    strong.states.send_modify(|s| s.state = SessionState::Closed);
+                    return;
+                }
+                SessionState::Lost
+            }
+        };
+        strong.states.send_if_modified(|s| {
+            let changed = s.state != mapped && s.state != SessionState::Closed;
+            if changed {
+                s.state = mapped;
+            }
+            changed
+        });
+        if mapped != SessionState::Lost {
+            continue;
+        }
+        tracing::warn!(generation, "ZooKeeper session lost; opening a new one for new work");
+        // Replace the client, retrying with backoff while servers are unreachable.
+        let config = strong.config.clone();
+        drop(strong);
+        let mut backoff = Duration::from_millis(50);
+        let client = loop {
+            match config.new_client().await {
+                Ok(client) => break client,
+                Err(err) => {
+                    tracing::warn!(%err, "reconnect failed; retrying");
+                    if inner.strong_count() == 0 {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        let Some(strong) = inner.upgrade() else { return };
+        generation += 1;
+        watcher = client.state_watcher();
+        {
+            let Ok(mut current) = strong.current.lock() else { return };
+            if current.is_none() {
+                return; // closed while reconnecting: the new client is dropped (and closes) here
+            }
+            *current = Some(Current { client, generation });
+        }
+        strong.states.send_modify(|s| {
+            s.state = SessionState::Connected;
+            s.generation = generation;
+        });
+    }
+}
+
+/// Maps a client error to ours, naming the operation and path.
+fn map_err(err: zk::Error, operation: &'static str, path: &str) -> Error {
+    let code = match err {
+        zk::Error::NoNode => ZkErrorCode::NoNode,
+        zk::Error::NodeExists => ZkErrorCode::NodeExists,
+        zk::Error::BadVersion => ZkErrorCode::BadVersion,
+        zk::Error::NotEmpty => ZkErrorCode::NotEmpty,
+        zk::Error::NoChildrenForEphemerals => ZkErrorCode::NoChildrenForEphemerals,
+        zk::Error::ConnectionLoss => ZkErrorCode::ConnectionLoss,
+        zk::Error::Timeout | zk::Error::Custom(_) => ZkErrorCode::NoResponse,
+        zk::Error::NoAuth => return Error::PermissionDenied { operation, path: path.to_owned() },
+        zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::AuthFailed => return Error::SessionLost,
+        zk::Error::ClientClosed => return Error::SessionLost,
+        other => ZkErrorCode::Other(other.to_string()),
+    };
+    Error::ZooKeeper { operation, path: path.to_owned(), code }
+}
+
+#[cfg(feature = "testkit")]
+impl Session {
+    /// Test support: expires the current ZooKeeper session on the server by connecting a second
+    /// client with the same id and password to `direct` (a server address that bypasses the
+    /// caller's proxy) and closing it. See `testkit::expire_session`.
+    pub(crate) async fn close_remotely(&self, direct: &str) -> Result<()> {
+        let (client, _) = self.current().ok_or(Error::Closed)?;
+        let info = client.session().clone();
+        let timeout = client.session_timeout();
+        drop(client);
+        let twin = zk::Client::connector()
+            .with_session(info)
+            .with_session_timeout(timeout)
+            .connect(direct)
+            .await
+            .map_err(|e| map_err(e, "connect (twin)", ""))?;
+        let mut watcher = twin.state_watcher();
+        drop(twin);
+        tokio::time::timeout(Duration::from_secs(10), async { while !watcher.changed().await.is_terminated() {} })
+            .await
+            .map_err(|_| Error::Timeout { operation: "closing the twin session", after: Duration::from_secs(10) })
+    }
+}

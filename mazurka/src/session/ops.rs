@@ -1,0 +1,426 @@
+//! The crate-private vocabulary every primitive uses: small, typed, size-checked requests.
+//!
+//! Paths are relative to the session's chroot and already validated ([`ZnodePath`]). Each call
+//! runs on the *current* ZooKeeper session; if that one has expired, the call waits (bounded)
+//! for its replacement.
+
+// Parts of this vocabulary (tree watches, multi-read, versioned sets) serve the STM, atoms and
+// pods, which build on it in later steps.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+use super::{frame, map_err, Session};
+use crate::error::{Error, Result};
+
+/// The parts of a znode's `Stat` Mazurka uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stat {
+    /// zxid of the create: strictly increasing across creates (fencing tokens).
+    pub(crate) czxid: i64,
+    /// zxid of the last data change.
+    pub(crate) mzxid: i64,
+    /// Data version (number of setData since create).
+    pub(crate) version: i32,
+    /// Milliseconds since the epoch at create.
+    pub(crate) ctime: i64,
+    /// Session id of the owner if ephemeral, else 0.
+    pub(crate) ephemeral_owner: i64,
+    /// Number of children.
+    pub(crate) num_children: i32,
+}
+
+impl From<zk::Stat> for Stat {
+    fn from(s: zk::Stat) -> Self {
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            version: s.version,
+            ctime: s.ctime,
+            ephemeral_owner: s.ephemeral_owner,
+            num_children: s.num_children,
+        }
+    }
+}
+
+/// How a znode is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateMode {
+    Persistent,
+    Ephemeral,
+    EphemeralSequential,
+    /// Deleted by the server some time after its last child goes.
+    Container,
+}
+
+impl CreateMode {
+    fn zk(self) -> zk::CreateMode {
+        match self {
+            CreateMode::Persistent => zk::CreateMode::Persistent,
+            CreateMode::Ephemeral => zk::CreateMode::Ephemeral,
+            CreateMode::EphemeralSequential => zk::CreateMode::EphemeralSequential,
+            CreateMode::Container => zk::CreateMode::Container,
+        }
+    }
+}
+
+/// A created znode: its real path (with the sequence suffix, if sequential) and stat.
+#[derive(Debug, Clone)]
+pub(crate) struct Created {
+    pub(crate) path: String,
+    pub(crate) stat: Stat,
+}
+
+/// One operation of a `multi`.
+#[derive(Debug, Clone)]
+pub(crate) enum MultiOp<'a> {
+    Check { path: &'a str, version: i32 },
+    Set { path: &'a str, data: &'a [u8], version: Option<i32> },
+    Create { path: &'a str, data: &'a [u8], mode: CreateMode },
+    Delete { path: &'a str, version: Option<i32> },
+}
+
+impl MultiOp<'_> {
+    fn path(&self) -> &str {
+        match self {
+            MultiOp::Check { path, .. }
+            | MultiOp::Set { path, .. }
+            | MultiOp::Create { path, .. }
+            | MultiOp::Delete { path, .. } => path,
+        }
+    }
+}
+
+/// What a `multi` did.
+#[derive(Debug)]
+pub(crate) enum MultiOutcome {
+    /// All operations applied; the stats of the `Set`s, in order.
+    Committed(Vec<Stat>),
+    /// The server refused operation `index` (nothing was applied).
+    Refused { index: usize, error: Error },
+}
+
+/// A one-shot watch on one znode.
+#[derive(Debug)]
+pub(crate) struct NodeWatch(zk::OneshotWatcher);
+
+/// What a [`NodeWatch`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeEvent {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+    /// The session ended (expired or closed): the watch will never fire.
+    SessionEnded,
+}
+
+impl NodeWatch {
+    /// Waits for the event.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (the watch is dropped).
+    pub(crate) async fn changed(self) -> NodeEvent {
+        let event = self.0.changed().await;
+        match event.event_type {
+            zk::EventType::NodeCreated => NodeEvent::Created,
+            zk::EventType::NodeDeleted => NodeEvent::Deleted,
+            zk::EventType::NodeDataChanged => NodeEvent::DataChanged,
+            zk::EventType::NodeChildrenChanged => NodeEvent::ChildrenChanged,
+            zk::EventType::Session => NodeEvent::SessionEnded,
+        }
+    }
+}
+
+/// A persistent recursive watch on a subtree.
+#[derive(Debug)]
+pub(crate) struct TreeWatch {
+    watcher: zk::PersistentWatcher,
+    ended: bool,
+}
+
+/// What a [`TreeWatch`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TreeEvent {
+    Created(String),
+    Deleted(String),
+    DataChanged(String),
+    /// The connection dropped: events may have been missed; re-read what you cache.
+    Disconnected,
+    /// Reconnected (same session): re-read what you cache, events during the gap are lost.
+    Reconnected,
+    /// The session ended: the watch is dead.
+    SessionEnded,
+}
+
+impl TreeWatch {
+    /// Waits for the next event.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub(crate) async fn next(&mut self) -> TreeEvent {
+        if self.ended {
+            return std::future::pending().await;
+        }
+        let event = self.watcher.changed().await;
+        match event.event_type {
+            zk::EventType::NodeCreated => TreeEvent::Created(event.path),
+            zk::EventType::NodeDeleted => TreeEvent::Deleted(event.path),
+            zk::EventType::NodeDataChanged => TreeEvent::DataChanged(event.path),
+            zk::EventType::NodeChildrenChanged => TreeEvent::DataChanged(event.path),
+            zk::EventType::Session => match event.session_state {
+                zk::SessionState::Disconnected => TreeEvent::Disconnected,
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => TreeEvent::Reconnected,
+                _ => {
+                    self.ended = true;
+                    TreeEvent::SessionEnded
+                }
+            },
+        }
+    }
+}
+
+impl Session {
+    /// The current live client, waiting (bounded) for a replacement if the current one expired.
+    async fn live(&self) -> Result<zk::Client> {
+        loop {
+            let (client, generation) = self.current().ok_or(Error::Closed)?;
+            if !client.state().is_terminated() {
+                return Ok(client);
+            }
+            let bound = self.inner.config.session_timeout + self.inner.config.connection_timeout;
+            let mut rx = self.inner.states.subscribe();
+            let waited = tokio::time::timeout(
+                bound,
+                rx.wait_for(|s| s.generation != generation || s.state == super::SessionState::Closed),
+            )
+            .await;
+            match waited {
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => return Err(Error::SessionLost),
+            }
+        }
+    }
+
+    fn too_large(&self, path: &str, payload: usize, frame_bytes: usize) -> Result<()> {
+        if frame_bytes > frame::FRAME_LIMIT {
+            return Err(Error::ValueTooLarge {
+                path: path.to_owned(),
+                payload_bytes: payload,
+                frame_bytes,
+                limit_bytes: frame::FRAME_LIMIT,
+            });
+        }
+        Ok(())
+    }
+
+    fn wire(&self, path: &str) -> usize {
+        self.inner.config.chroot_len() + path.len()
+    }
+
+    fn create_frame(&self, path: &str, data: usize) -> usize {
+        frame::create_body(self.wire(path) + 10, data, self.acl().wire_len())
+    }
+
+    /// Creates a znode (the parent must exist).
+    pub(crate) async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<Created> {
+        self.too_large(path, data.len(), frame::single(self.create_frame(path, data.len())))?;
+        let client = self.live().await?;
+        let options = mode.zk().with_acls(self.acl().acls());
+        let (stat, sequence) = client.create(path, data, &options).await.map_err(|e| map_err(e, "create", path))?;
+        let path = match mode {
+            CreateMode::EphemeralSequential => format!("{path}{sequence}"),
+            _ => path.to_owned(),
+        };
+        Ok(Created { path, stat: stat.into() })
+    }
+
+    /// Creates `path` and its missing ancestors (`mkdir -p`), ancestors as `parents`, the last one
+    /// as `mode`; an existing node is fine.
+    pub(crate) async fn ensure_path(&self, path: &str, mode: CreateMode) -> Result<()> {
+        let client = self.live().await?;
+        let options = mode.zk().with_acls(self.acl().acls());
+        match client.create(path, &[], &options).await {
+            Ok(_) | Err(zk::Error::NodeExists) => return Ok(()),
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(map_err(e, "create", path)),
+        }
+        if let Some(parent) = path.rfind('/').filter(|&i| i > 0).map(|i| &path[..i]) {
+            let parents = zk::CreateMode::Persistent.with_acls(self.acl().acls());
+            client.mkdir(parent, &parents).await.map_err(|e| map_err(e, "create", parent))?;
+        }
+        match client.create(path, &[], &options).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(e) => Err(map_err(e, "create", path)),
+        }
+    }
+
+    /// Reads data and stat; `None` if the node does not exist.
+    pub(crate) async fn get(&self, path: &str) -> Result<Option<(Vec<u8>, Stat)>> {
+        let client = self.live().await?;
+        match client.get_data(path).await {
+            Ok((data, stat)) => Ok(Some((data, stat.into()))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(map_err(e, "getData", path)),
+        }
+    }
+
+    /// Reads data and stat and leaves a watch for its change or deletion; `None` (and no watch)
+    /// if the node does not exist.
+    pub(crate) async fn get_and_watch(&self, path: &str) -> Result<Option<(Vec<u8>, Stat, NodeWatch)>> {
+        let client = self.live().await?;
+        match client.get_and_watch_data(path).await {
+            Ok((data, stat, w)) => Ok(Some((data, stat.into(), NodeWatch(w)))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(map_err(e, "getData", path)),
+        }
+    }
+
+    /// The stat if the node exists, and a watch for its creation, change or deletion.
+    pub(crate) async fn exists_and_watch(&self, path: &str) -> Result<(Option<Stat>, NodeWatch)> {
+        let client = self.live().await?;
+        let (stat, w) = client.check_and_watch_stat(path).await.map_err(|e| map_err(e, "exists", path))?;
+        Ok((stat.map(Stat::from), NodeWatch(w)))
+    }
+
+    /// Writes data if the version matches (`None`: any version).
+    pub(crate) async fn set(&self, path: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
+        let body = frame::set_data_body(self.wire(path), data.len());
+        self.too_large(path, data.len(), frame::single(body))?;
+        let client = self.live().await?;
+        client.set_data(path, data, version).await.map(Stat::from).map_err(|e| map_err(e, "setData", path))
+    }
+
+    /// Deletes a node if the version matches (`None`: any version).
+    pub(crate) async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
+        let client = self.live().await?;
+        client.delete(path, version).await.map_err(|e| map_err(e, "delete", path))
+    }
+
+    /// Queues a delete on the current client *now* (requests go out in call order, even if the
+    /// returned future is never polled) and returns a `'static` future for its outcome. Usable
+    /// from `Drop`, off any runtime. `Err(SessionLost)` if the session is no longer current.
+    pub(crate) fn delete_now(
+        &self,
+        path: &str,
+        version: Option<i32>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let queued = self.current().map(|(client, _)| client.delete(path, version));
+        let path = path.to_owned();
+        async move {
+            match queued {
+                None => Err(Error::Closed),
+                Some(fut) => fut.await.map_err(|e| map_err(e, "delete", &path)),
+            }
+        }
+    }
+
+    /// Lists children (names, not paths).
+    pub(crate) async fn children(&self, path: &str) -> Result<Vec<String>> {
+        let client = self.live().await?;
+        client.list_children(path).await.map_err(|e| map_err(e, "getChildren", path))
+    }
+
+    /// Lists children and leaves a watch for changes to the list; `None` if the node is missing.
+    pub(crate) async fn children_and_watch(&self, path: &str) -> Result<Option<(Vec<String>, NodeWatch)>> {
+        let client = self.live().await?;
+        match client.list_and_watch_children(path).await {
+            Ok((children, w)) => Ok(Some((children, NodeWatch(w)))),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(map_err(e, "getChildren", path)),
+        }
+    }
+
+    /// Applies all operations atomically or none (one request, one frame, size-checked first).
+    pub(crate) async fn multi(&self, ops: &[MultiOp<'_>]) -> Result<MultiOutcome> {
+        let first = ops.first().map_or("", |op| op.path());
+        let payload: usize = ops
+            .iter()
+            .map(|op| match op {
+                MultiOp::Set { data, .. } | MultiOp::Create { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        let frame_bytes = frame::multi(ops.iter().map(|op| match op {
+            MultiOp::Check { path, .. } | MultiOp::Delete { path, .. } => frame::path_version_body(self.wire(path)),
+            MultiOp::Set { path, data, .. } => frame::set_data_body(self.wire(path), data.len()),
+            MultiOp::Create { path, data, .. } => self.create_frame(path, data.len()),
+        }));
+        self.too_large(first, payload, frame_bytes)?;
+        let client = self.live().await?;
+        let acls = self.acl().acls();
+        let mut writer = client.new_multi_writer();
+        for op in ops {
+            let added = match *op {
+                MultiOp::Check { path, version } => writer.add_check_version(path, version),
+                MultiOp::Set { path, data, version } => writer.add_set_data(path, data, version),
+                MultiOp::Create { path, data, mode } => writer.add_create(path, data, &mode.zk().with_acls(acls)),
+                MultiOp::Delete { path, version } => writer.add_delete(path, version),
+            };
+            added.map_err(|e| map_err(e, "multi", op.path()))?;
+        }
+        match writer.commit().await {
+            Ok(results) => Ok(MultiOutcome::Committed(
+                results
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        zk::MultiWriteResult::SetData { stat } => Some(stat.into()),
+                        _ => None,
+                    })
+                    .collect(),
+            )),
+            Err(zk::MultiWriteError::OperationFailed { index, source }) => {
+                let path = ops.get(index).map_or(first, |op| op.path());
+                Ok(MultiOutcome::Refused { index, error: map_err(source, "multi", path) })
+            }
+            Err(zk::MultiWriteError::RequestFailed { source }) => Err(map_err(source, "multi", first)),
+        }
+    }
+
+    /// Reads several nodes in one request, as an atomic snapshot; a missing node gives `None`.
+    pub(crate) async fn multi_read(&self, paths: &[&str]) -> Result<Vec<Option<(Vec<u8>, Stat)>>> {
+        let client = self.live().await?;
+        let mut reader = client.new_multi_reader();
+        for path in paths {
+            reader.add_get_data(path).map_err(|e| map_err(e, "multiRead", path))?;
+        }
+        let results = reader.commit().await.map_err(|e| map_err(e, "multiRead", paths.first().unwrap_or(&"")))?;
+        results
+            .into_iter()
+            .zip(paths)
+            .map(|(r, path)| match r {
+                zk::MultiReadResult::Data { data, stat } => Ok(Some((data, stat.into()))),
+                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Ok(None),
+                zk::MultiReadResult::Error { err } => Err(map_err(err, "multiRead", path)),
+                _ => Err(Error::ZooKeeper {
+                    operation: "multiRead",
+                    path: (*path).to_owned(),
+                    code: crate::ZkErrorCode::Other("unexpected reply kind in a data read".into()),
+                }),
+            })
+            .collect()
+    }
+
+    /// A persistent recursive watch on `path` and everything below it.
+    pub(crate) async fn watch_tree(&self, path: &str) -> Result<TreeWatch> {
+        let client = self.live().await?;
+        let watcher =
+            client.watch(path, zk::AddWatchMode::PersistentRecursive).await.map_err(|e| map_err(e, "addWatch", path))?;
+        Ok(TreeWatch { watcher, ended: false })
+    }
+
+    /// Makes the server we are connected to catch up with the leader before our next read.
+    pub(crate) async fn sync(&self, path: &str) -> Result<()> {
+        let client = self.live().await?;
+        client.sync(path).await.map_err(|e| map_err(e, "sync", path))
+    }
+
+    /// Bound used by primitives for a single request that may hang while disconnected.
+    pub(crate) fn request_bound(&self) -> Duration {
+        self.inner.config.session_timeout + self.inner.config.connection_timeout
+    }
+}

@@ -1,0 +1,389 @@
+//! An in-process TCP proxy for fault injection: cut or stall the connections between a client
+//! and a server.
+
+use std::future::pending;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+/// How long [`FaultProxy::cut`] waits for the connections to be reset (they take microseconds).
+const CUT_WAIT: Duration = Duration::from_secs(5);
+/// Bytes read ahead per direction and connection (held while stalled).
+const BUFFER: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    Stall,
+    Cut,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: Mutex<SocketAddr>,
+    /// Open proxied connections; `cut()` waits on `closed` until it is 0.
+    live: Mutex<usize>,
+    closed: Condvar,
+    accepted: AtomicUsize,
+}
+
+impl Shared {
+    fn live(&self) -> MutexGuard<'_, usize> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts a connection as open from admission until its sockets are closed.
+struct LiveGuard(Arc<Shared>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut live = self.0.live();
+        *live = live.saturating_sub(1);
+        self.0.closed.notify_all();
+    }
+}
+
+/// A TCP proxy on a loopback port in front of one upstream server, for fault injection:
+/// point a client at [`connect_string`](Self::connect_string), then [`cut`](Self::cut),
+/// [`stall`](Self::stall) and [`heal`](Self::heal) its connections.
+///
+/// The proxy runs on a tokio runtime of its own (one worker thread), so it works the same
+/// from sync tests and from `#[tokio::test]` of either flavour, and keeps working while the
+/// test's runtime is blocked. Dropping it shuts that runtime down in the background: open
+/// connections are closed, without blocking.
+///
+/// # Guarantees
+/// * [`stall`](Self::stall): when it returns, no further byte reaches either side of any
+///   connection until [`heal`](Self::heal). Connections stay open, new ones are accepted and
+///   connected upstream, but nothing is read from the sockets (a client's writes fill the
+///   kernel buffers; at most 16 KiB per direction read before the stall is held back).
+/// * [`cut`](Self::cut): when it returns, every connection that was open has been reset
+///   (RST, both to the client and upstream: reads there fail with `ConnectionReset` or see
+///   end-of-file), and connections arriving until [`heal`](Self::heal) are accepted and reset
+///   at once.
+/// * [`heal`](Self::heal): when it returns, new connections are forwarded again; stalled
+///   connections resume at once, with the bytes they held delivered first.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    mode: watch::Sender<Mode>,
+    shared: Arc<Shared>,
+    runtime: Option<Runtime>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on `127.0.0.1:0` forwarding every connection to `upstream`.
+    ///
+    /// # Errors
+    /// The listener cannot be bound or the proxy's runtime cannot be built.
+    pub fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mazurka-fault-proxy")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let shared = Arc::new(Shared {
+            upstream: Mutex::new(upstream),
+            live: Mutex::new(0),
+            closed: Condvar::new(),
+            accepted: AtomicUsize::new(0),
+        });
+        let (mode, mode_rx) = watch::channel(Mode::Forward);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        runtime.spawn(accept_loop(listener, ready_tx, mode_rx, Arc::clone(&shared)));
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                runtime.shutdown_background();
+                return Err(e);
+            }
+            Err(_) => {
+                runtime.shutdown_background();
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the proxy runtime did not start"));
+            }
+        }
+        Ok(FaultProxy { addr, mode, shared, runtime: Some(runtime) })
+    }
+
+    /// The proxy's address (on 127.0.0.1).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The connect string for clients, `"127.0.0.1:PORT"`.
+    #[must_use]
+    pub fn connect_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Where new connections go.
+    #[must_use]
+    pub fn upstream(&self) -> SocketAddr {
+        *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends new connections to `upstream` from now on (open ones stay where they are).
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner) = upstream;
+    }
+
+    /// Resets every open connection and resets new ones until [`heal`](Self::heal).
+    /// Returns once the open ones are reset (see the [guarantees](Self#guarantees)).
+    pub fn cut(&self) {
+        self.mode.send_replace(Mode::Cut);
+        let deadline = Instant::now() + CUT_WAIT;
+        let mut live = self.shared.live();
+        while *live > 0 {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            live = match self.shared.closed.wait_timeout(live, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// Holds all traffic, on open and new connections, until [`heal`](Self::heal)
+    /// (see the [guarantees](Self#guarantees)).
+    pub fn stall(&self) {
+        // Copy loops write only while holding a read lock on the mode, so once this write
+        // returns no write is in progress and none will start.
+        self.mode.send_replace(Mode::Stall);
+    }
+
+    /// Back to normal forwarding (see the [guarantees](Self#guarantees)).
+    pub fn heal(&self) {
+        self.mode.send_replace(Mode::Forward);
+    }
+
+    /// Whether the proxy is cut.
+    #[must_use]
+    pub fn is_cut(&self) -> bool {
+        *self.mode.borrow() == Mode::Cut
+    }
+
+    /// Whether the proxy is stalled.
+    #[must_use]
+    pub fn is_stalled(&self) -> bool {
+        *self.mode.borrow() == Mode::Stall
+    }
+
+    /// Proxied connections open right now.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        *self.shared.live()
+    }
+
+    /// Connections accepted so far, including those reset at once while cut.
+    #[must_use]
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+    mode: watch::Receiver<Mode>,
+    shared: Arc<Shared>,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => {
+            let _ = ready.send(Ok(()));
+            listener
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(_) => {
+                // Out of file descriptors, say: try again shortly.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        // Admission under the mode's read lock: cut() either sees this connection counted
+        // (and waits for it) or this sees Cut.
+        let admitted = {
+            let current = mode.borrow();
+            if *current == Mode::Cut {
+                false
+            } else {
+                *shared.live() += 1;
+                true
+            }
+        };
+        if !admitted {
+            reset(client);
+            continue;
+        }
+        let guard = LiveGuard(Arc::clone(&shared));
+        tokio::spawn(connection(client, mode.clone(), Arc::clone(&shared), guard));
+    }
+}
+
+/// Resolves once the mode is `Cut`.
+async fn until_cut(mode: &mut watch::Receiver<Mode>) {
+    loop {
+        if *mode.borrow_and_update() == Mode::Cut {
+            return;
+        }
+        if mode.changed().await.is_err() {
+            pending::<()>().await;
+        }
+    }
+}
+
+async fn connection(client: TcpStream, mut mode: watch::Receiver<Mode>, shared: Arc<Shared>, guard: LiveGuard) {
+    let _ = client.set_nodelay(true);
+    let upstream_addr = *shared.upstream.lock().unwrap_or_else(PoisonError::into_inner);
+    let upstream = tokio::select! {
+        upstream = TcpStream::connect(upstream_addr) => upstream,
+        () = until_cut(&mut mode) => Err(io::Error::from(io::ErrorKind::ConnectionAborted)),
+    };
+    let Ok(upstream) = upstream else {
+        reset(client);
+        drop(guard);
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    let mut pair = Pair { client, upstream, _guard: guard };
+    if pump(&mut pair.client, &mut pair.upstream, &mut mode).await == End::Reset {
+        let _ = pair.client.set_zero_linger();
+        let _ = pair.upstream.set_zero_linger();
+    }
+    // Fields drop in order: both sockets close before the guard counts the connection closed.
+    drop(pair);
+}
+
+struct Pair {
+    client: TcpStream,
+    upstream: TcpStream,
+    _guard: LiveGuard,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Closed,
+    Reset,
+}
+
+/// One direction of a connection: bytes read from one side, not yet written to the other.
+struct Flow {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    shut: bool,
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow { buf: vec![0; BUFFER].into_boxed_slice(), start: 0, end: 0, eof: false, shut: false }
+    }
+    fn wants_read(&self) -> bool {
+        !self.eof && self.start == self.end
+    }
+    fn pending(&self) -> bool {
+        self.start < self.end
+    }
+    fn done(&self) -> bool {
+        self.shut
+    }
+}
+
+enum Event {
+    ModeChanged,
+    ProxyGone,
+    Read(bool),
+    Write(bool),
+    Failed,
+}
+
+/// Copies both ways between `a` (the client) and `b` (upstream) under the mode's control.
+async fn pump(a: &mut TcpStream, b: &mut TcpStream, mode: &mut watch::Receiver<Mode>) -> End {
+    let mut ab = Flow::new();
+    let mut ba = Flow::new();
+    loop {
+        let current = *mode.borrow_and_update();
+        if current == Mode::Cut {
+            return End::Reset;
+        }
+        if ab.done() && ba.done() {
+            return End::Closed;
+        }
+        let go = current == Mode::Forward;
+        // `true` = the client-to-upstream flow, `false` = upstream-to-client.
+        let event = tokio::select! {
+            changed = mode.changed() => if changed.is_ok() { Event::ModeChanged } else { Event::ProxyGone },
+            ready = a.readable(), if go && ab.wants_read() => if ready.is_ok() { Event::Read(true) } else { Event::Failed },
+            ready = b.readable(), if go && ba.wants_read() => if ready.is_ok() { Event::Read(false) } else { Event::Failed },
+            ready = b.writable(), if go && ab.pending() => if ready.is_ok() { Event::Write(true) } else { Event::Failed },
+            ready = a.writable(), if go && ba.pending() => if ready.is_ok() { Event::Write(false) } else { Event::Failed },
+        };
+        let (from, to, flow) = match event {
+            Event::ModeChanged => continue,
+            Event::ProxyGone => return End::Closed,
+            Event::Failed => return End::Reset,
+            Event::Read(true) | Event::Write(true) => (&mut *a, &mut *b, &mut ab),
+            Event::Read(false) | Event::Write(false) => (&mut *b, &mut *a, &mut ba),
+        };
+        if matches!(event, Event::Read(_)) {
+            match from.try_read(&mut flow.buf) {
+                Ok(0) => flow.eof = true,
+                Ok(n) => (flow.start, flow.end) = (0, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return End::Reset,
+            }
+        } else {
+            // The write happens under the mode's read lock: stall() and cut() wait for it.
+            let written = {
+                let current = mode.borrow();
+                if *current != Mode::Forward {
+                    continue;
+                }
+                to.try_write(&flow.buf[flow.start..flow.end])
+            };
+            match written {
+                Ok(n) => flow.start += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return End::Reset,
+            }
+        }
+        if flow.eof && !flow.pending() && !flow.shut {
+            // Pass the half-close on.
+            let _ = to.shutdown().await;
+            flow.shut = true;
+        }
+    }
+}
