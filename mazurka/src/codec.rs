@@ -149,6 +149,11 @@ fn payload_error<T>(reason: impl fmt::Display) -> CodecError {
 /// value that fits in a znode), 1 GiB for payloads up to 64 MiB, and 4 GiB beyond. A longer claim
 /// is reported as [`CodecError::Payload`]. Bytes after the value are an error too.
 ///
+/// Bincode has no nesting limit: for a *recursive* type (a tree of `Box`es, say) a crafted payload
+/// can nest one level per byte and overflow the stack while decoding. Non-recursive types are not
+/// affected; for recursive types written by untrusted parties prefer [`Json`], which stops at 128
+/// levels.
+///
 /// ```
 /// use mazurka::{Bincode, Codec, CodecError};
 ///

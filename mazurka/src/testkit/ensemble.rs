@@ -171,3 +171,44 @@ impl Drop for ZkEnsemble {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::testkit::process::process_alive;
+
+    #[test]
+    fn elects_one_leader_and_survives_failures() {
+        let ensemble = ZkEnsemble::start(3).unwrap();
+        assert_eq!(ensemble.len(), 3);
+        assert_eq!(ensemble.connect_string().split(',').count(), 3);
+        let leader = ensemble.leader_index().unwrap();
+        let followers = ensemble.follower_indices();
+        assert_eq!(followers.len(), 2, "{:?}", ensemble.modes());
+        assert!(!followers.contains(&leader));
+
+        // A follower crashes: the rest still serve, under the same leader.
+        let follower = followers[0];
+        ensemble.node(follower).kill().unwrap();
+        for i in (0..3).filter(|&i| i != follower) {
+            assert!(ensemble.node(i).four_letter_word("srvr").unwrap().contains("Mode: "));
+        }
+        assert_eq!(ensemble.wait_for_leader(Duration::from_secs(10)).unwrap(), leader);
+        ensemble.node(follower).restart().unwrap();
+        assert_eq!(ensemble.node(follower).mode(), Some(ServerMode::Follower));
+
+        // The leader crashes: another one takes over.
+        ensemble.node(leader).kill().unwrap();
+        let next = ensemble.wait_for_leader(Duration::from_secs(30)).unwrap();
+        assert_ne!(next, leader);
+
+        let gone: Vec<_> =
+            ensemble.nodes().iter().map(|n| (n.pid(), n.data_dir().to_path_buf())).collect();
+        drop(ensemble);
+        for (pid, dir) in gone {
+            assert!(pid.is_none_or(|p| !process_alive(p)));
+            assert!(!dir.exists(), "{} still exists", dir.display());
+        }
+    }
+}

@@ -73,6 +73,6 @@ pub use process::{four_letter_word, four_letter_word_timeout};
 pub use proxy::FaultProxy;
 pub use server::{unique_chroot, ServerMode, ZkServer, ZkServerBuilder};
 
-// ---------------------------------------------------------------------------------------------
-// expire_session: reserved. Written in session-aware code (it needs a client); re-export it here.
-// ---------------------------------------------------------------------------------------------
+mod sessions;
+
+pub use sessions::{expire_session, session_in_fresh_chroot};

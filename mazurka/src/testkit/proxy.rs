@@ -387,3 +387,202 @@ async fn pump(a: &mut TcpStream, b: &mut TcpStream, mode: &mut watch::Receiver<M
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener as StdListener, TcpStream as StdStream};
+
+    use super::*;
+    use crate::testkit::{four_letter_word_timeout, ZkServer};
+
+    /// A server that answers every connection with `greeting`, then echoes what it reads.
+    fn echo_server(greeting: &'static [u8]) -> SocketAddr {
+        let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    if stream.write_all(greeting).is_err() {
+                        return;
+                    }
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn connect(proxy: &FaultProxy) -> StdStream {
+        let stream = StdStream::connect(proxy.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+    }
+
+    fn read_exact(stream: &mut StdStream, n: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        stream.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn round_trip(stream: &mut StdStream, bytes: &[u8]) -> Vec<u8> {
+        stream.write_all(bytes).unwrap();
+        read_exact(stream, bytes.len()).unwrap()
+    }
+
+    /// Waits (briefly) for a condition that the proxy's runtime makes true.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn is_reset_or_eof(stream: &mut StdStream) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(stream.read(&mut buf), Ok(0))
+            || matches!(stream.read(&mut buf), Err(e) if e.kind() == io::ErrorKind::ConnectionReset)
+    }
+
+    #[test]
+    fn forwards_both_ways_and_half_closes() {
+        let proxy = FaultProxy::start(echo_server(b"hi")).unwrap();
+        assert_eq!(proxy.connect_string(), format!("127.0.0.1:{}", proxy.addr().port()));
+        let mut client = connect(&proxy);
+        assert_eq!(read_exact(&mut client, 2).unwrap(), b"hi");
+        let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let writer = {
+            let mut client = client.try_clone().unwrap();
+            let big = big.clone();
+            std::thread::spawn(move || client.write_all(&big).unwrap())
+        };
+        assert_eq!(read_exact(&mut client, big.len()).unwrap(), big);
+        writer.join().unwrap();
+        assert_eq!(proxy.connections(), 1);
+        assert_eq!(proxy.accepted(), 1);
+        // Our half-close reaches the echo server, whose close comes back as end-of-file.
+        client.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(client.read(&mut [0u8; 4]).unwrap(), 0);
+        eventually("the connection to close", || proxy.connections() == 0);
+    }
+
+    #[test]
+    fn cut_resets_and_refuses_until_heal() {
+        let proxy = FaultProxy::start(echo_server(b"")).unwrap();
+        let mut a = connect(&proxy);
+        let mut b = connect(&proxy);
+        assert_eq!(round_trip(&mut a, b"one"), b"one");
+        assert_eq!(round_trip(&mut b, b"two"), b"two");
+
+        proxy.cut();
+        assert!(proxy.is_cut());
+        assert_eq!(proxy.connections(), 0);
+        assert!(is_reset_or_eof(&mut a));
+        assert!(is_reset_or_eof(&mut b));
+
+        // New connections are accepted and reset at once.
+        let mut c = connect(&proxy);
+        assert!(is_reset_or_eof(&mut c));
+        assert_eq!(proxy.accepted(), 3);
+
+        proxy.heal();
+        let mut d = connect(&proxy);
+        assert_eq!(round_trip(&mut d, b"back"), b"back");
+    }
+
+    #[test]
+    fn stall_holds_traffic_until_heal() {
+        let proxy = FaultProxy::start(echo_server(b"")).unwrap();
+        let mut open = connect(&proxy);
+        assert_eq!(round_trip(&mut open, b"before"), b"before");
+
+        proxy.stall();
+        assert!(proxy.is_stalled());
+        open.write_all(b"held").unwrap();
+        let mut fresh = connect(&proxy);
+        fresh.write_all(b"also").unwrap();
+        for stream in [&mut open, &mut fresh] {
+            stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+            let err = stream.read(&mut [0u8; 8]).unwrap_err();
+            assert!(matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{err}");
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        assert_eq!(proxy.connections(), 2);
+
+        proxy.heal();
+        assert_eq!(read_exact(&mut open, 4).unwrap(), b"held");
+        assert_eq!(read_exact(&mut fresh, 4).unwrap(), b"also");
+    }
+
+    #[test]
+    fn stall_holds_a_zookeeper_four_letter_word() {
+        let server = ZkServer::shared().unwrap();
+        let proxy = FaultProxy::start(server.addr()).unwrap();
+        let ruok = |timeout| four_letter_word_timeout(proxy.addr(), "ruok", timeout);
+        assert_eq!(ruok(Duration::from_secs(2)).unwrap(), "imok");
+        proxy.stall();
+        assert!(ruok(Duration::from_millis(300)).is_err());
+        proxy.heal();
+        assert_eq!(ruok(Duration::from_secs(2)).unwrap(), "imok");
+        proxy.cut();
+        assert!(ruok(Duration::from_secs(2)).is_err_or_empty());
+        proxy.heal();
+        assert_eq!(ruok(Duration::from_secs(2)).unwrap(), "imok");
+    }
+
+    trait ErrOrEmpty {
+        fn is_err_or_empty(&self) -> bool;
+    }
+
+    impl ErrOrEmpty for io::Result<String> {
+        fn is_err_or_empty(&self) -> bool {
+            self.as_ref().map_or(true, String::is_empty)
+        }
+    }
+
+    #[test]
+    fn set_upstream_redirects_new_connections() {
+        let proxy = FaultProxy::start(echo_server(b"A")).unwrap();
+        let mut first = connect(&proxy);
+        assert_eq!(read_exact(&mut first, 1).unwrap(), b"A");
+        let other = echo_server(b"B");
+        proxy.set_upstream(other);
+        assert_eq!(proxy.upstream(), other);
+        let mut second = connect(&proxy);
+        assert_eq!(read_exact(&mut second, 1).unwrap(), b"B");
+        assert_eq!(round_trip(&mut first, b"still"), b"still");
+    }
+
+    #[test]
+    fn drop_closes_connections() {
+        let proxy = FaultProxy::start(echo_server(b"")).unwrap();
+        let mut client = connect(&proxy);
+        assert_eq!(round_trip(&mut client, b"x"), b"x");
+        drop(proxy);
+        assert!(is_reset_or_eof(&mut client));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn works_inside_a_current_thread_runtime() {
+        let proxy = FaultProxy::start(echo_server(b"")).unwrap();
+        let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        client.write_all(b"async").await.unwrap();
+        let mut buf = [0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut buf).await.unwrap();
+        assert_eq!(&buf, b"async");
+        proxy.stall();
+        proxy.cut();
+        let mut rest = Vec::new();
+        let outcome = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut rest).await;
+        assert!(outcome.is_err() || rest.is_empty());
+        drop(proxy); // in an async context: must not panic or block
+    }
+}

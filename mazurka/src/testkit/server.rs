@@ -699,3 +699,191 @@ pub fn unique_chroot(prefix: &str) -> String {
     let prefix = if prefix.is_empty() { "test" } else { prefix.as_str() };
     format!("/{prefix}-{}-{n}-{:08x}", std::process::id(), rand::random::<u32>())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use zookeeper_client::{Acls, Client, CreateMode};
+
+    use super::*;
+    use crate::testkit::process::process_alive;
+    use crate::testkit::{four_letter_word, four_letter_word_timeout};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    /// Waits until the process is gone and the directory removed.
+    fn assert_gone(pid: u32, dir: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while (process_alive(pid) || dir.exists()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!process_alive(pid), "pid {pid} still alive");
+        assert!(!dir.exists(), "{} still exists", dir.display());
+    }
+
+    fn create(connect: &str, path: &str) {
+        runtime().block_on(async {
+            let client = Client::connect(connect).await.unwrap();
+            client.create(path, b"kept", &CreateMode::Persistent.with_acls(Acls::anyone_all())).await.unwrap();
+        });
+    }
+
+    fn read(connect: &str, path: &str) -> Vec<u8> {
+        runtime().block_on(async {
+            let client = Client::connect(connect).await.unwrap();
+            client.get_data(path).await.unwrap().0
+        })
+    }
+
+    #[test]
+    fn srvr_mode_is_parsed() {
+        let reply = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nMode: follower\nNode count: 5\n";
+        assert_eq!(ServerMode::from_srvr(reply), Some(ServerMode::Follower));
+        assert_eq!(ServerMode::from_srvr("Mode: standalone\n"), Some(ServerMode::Standalone));
+        assert_eq!(ServerMode::from_srvr("This ZooKeeper instance is not currently serving requests\n"), None);
+    }
+
+    #[test]
+    fn unique_chroots_are_fresh_paths() {
+        let a = unique_chroot("locks");
+        let b = unique_chroot("locks");
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("/locks-{}-", std::process::id())), "{a}");
+        assert!(unique_chroot("/a/b/").starts_with("/a-b-"));
+        assert!(unique_chroot("").starts_with("/test-"));
+    }
+
+    #[test]
+    fn builder_rejects_bad_settings() {
+        let err = ZkServer::builder().tick_time(Duration::ZERO).start().unwrap_err();
+        assert!(matches!(err, TestkitError::Config(_)), "{err}");
+        let err = ZkServer::builder().heap_mb(8).start().unwrap_err();
+        assert!(matches!(err, TestkitError::Config(_)), "{err}");
+        let err = ZkServer::builder().start_ensemble(0).unwrap_err();
+        assert!(matches!(err, TestkitError::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn shared_is_one_server_and_refuses_faults() {
+        let a = ZkServer::shared().unwrap();
+        let b = ZkServer::shared().unwrap();
+        assert!(std::ptr::eq(a, b));
+        assert!(four_letter_word(a.addr(), "srvr").unwrap().contains("Mode: standalone"));
+        assert!(matches!(a.kill(), Err(TestkitError::SharedServer { action: "kill" })));
+        assert!(matches!(a.pause(), Err(TestkitError::SharedServer { .. })));
+        assert!(matches!(a.restart(), Err(TestkitError::SharedServer { .. })));
+        assert!(a.is_running());
+    }
+
+    #[test]
+    fn start_pause_resume_and_drop_while_paused() {
+        let server = ZkServer::start().unwrap();
+        assert_eq!(server.connect_string(), format!("127.0.0.1:{}", server.port()));
+        assert_eq!(server.addr().ip(), std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
+        assert!(server.four_letter_word("srvr").unwrap().contains("Mode: standalone"));
+        assert_eq!(server.mode(), Some(ServerMode::Standalone));
+        assert_eq!(four_letter_word(server.addr(), "ruok").unwrap(), "imok");
+        assert!(server.data_dir().join("zoo.cfg").is_file());
+        assert!(server.log_file().is_file());
+        assert_eq!(server.max_session_timeout(), Duration::from_secs(4));
+        let pid = server.pid().unwrap();
+        let dir = server.data_dir().to_path_buf();
+
+        server.pause().unwrap();
+        assert!(server.is_paused() && server.is_running());
+        assert!(four_letter_word_timeout(server.addr(), "ruok", Duration::from_millis(300)).is_err());
+        server.resume().unwrap();
+        assert!(!server.is_paused());
+        assert_eq!(four_letter_word(server.addr(), "ruok").unwrap(), "imok");
+
+        server.pause().unwrap();
+        drop(server);
+        assert_gone(pid, &dir);
+    }
+
+    #[test]
+    fn kill_stop_and_restart_keep_port_and_data() {
+        let server = ZkServer::start().unwrap();
+        let port = server.port();
+        create(&server.connect_string(), "/kept");
+        let first = server.pid().unwrap();
+
+        server.kill().unwrap();
+        assert!(!server.is_running());
+        assert_eq!(server.pid(), None);
+        assert!(!process_alive(first));
+        assert!(four_letter_word(server.addr(), "ruok").is_err());
+        assert!(matches!(server.pause(), Err(TestkitError::NotRunning { .. })));
+        server.kill().unwrap(); // already down: nothing to do
+
+        server.restart().unwrap();
+        assert_eq!(server.port(), port);
+        assert!(server.pid().is_some_and(|p| p != first));
+        assert_eq!(read(&server.connect_string(), "/kept"), b"kept");
+
+        server.stop().unwrap();
+        assert!(!server.is_running());
+        server.restart().unwrap();
+        // restart() of a running server stops it first.
+        server.restart().unwrap();
+        assert_eq!(server.port(), port);
+        assert_eq!(read(&server.connect_string(), "/kept"), b"kept");
+
+        let (pid, dir) = (server.pid().unwrap(), server.data_dir().to_path_buf());
+        drop(server);
+        assert_gone(pid, &dir);
+    }
+
+    const OWNER_CHILD: &str = "MAZURKA_TESTKIT_OWNER_CHILD";
+
+    /// Helper of `dies_with_its_owner`: does nothing unless run by it.
+    #[test]
+    fn owner_child() {
+        if std::env::var_os(OWNER_CHILD).is_none() {
+            return;
+        }
+        let server = ZkServer::start().unwrap();
+        println!("SERVER {} {}", server.pid().unwrap(), server.data_dir().display());
+        std::thread::sleep(Duration::from_secs(120));
+    }
+
+    #[test]
+    fn dies_with_its_owner() {
+        let mut owner = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "testkit::server::tests::owner_child", "--nocapture", "--test-threads=1"])
+            .env(OWNER_CHILD, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = owner.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("SERVER ") {
+                    let _ = tx.send(rest.to_owned());
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60));
+        let Ok(line) = line else {
+            let _ = owner.kill();
+            let _ = owner.wait();
+            panic!("the owner process did not report its server");
+        };
+        let (pid, dir) = line.split_once(' ').unwrap();
+        let (pid, dir): (u32, PathBuf) = (pid.parse().unwrap(), PathBuf::from(dir));
+        assert!(process_alive(pid));
+        assert!(dir.is_dir());
+        // SIGKILL: no destructor runs in the owner.
+        owner.kill().unwrap();
+        owner.wait().unwrap();
+        assert_gone(pid, &dir);
+    }
+}
