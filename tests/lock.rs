@@ -1,0 +1,277 @@
+//! The distributed lock against a real server: mutual exclusion, fencing order, FIFO fairness,
+//! reentrancy, try-lock semantics, cancel safety. Fault tests live in `faults.rs`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mazurka::{Error, HoldState};
+use tokio::time::{timeout, Instant};
+
+const BOUND: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mutual_exclusion_and_fencing_order_across_sessions() {
+    const SESSIONS: usize = 4;
+    const CYCLES: usize = 40;
+    let sessions = common::sessions("mutex", SESSIONS).await;
+    let inside = Arc::new(AtomicUsize::new(0));
+    let max_inside = Arc::new(AtomicUsize::new(0));
+    let grants = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, session) in sessions.iter().enumerate() {
+        let lock = session.lock("/mutex/lock").unwrap();
+        let (inside, max_inside, grants) = (inside.clone(), max_inside.clone(), grants.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..CYCLES {
+                let guard = lock.lock().await.unwrap();
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                max_inside.fetch_max(now, Ordering::SeqCst);
+                grants.lock().unwrap().push((guard.fencing_token(), i));
+                tokio::task::yield_now().await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                guard.release().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        timeout(Duration::from_secs(120), t).await.unwrap().unwrap();
+    }
+    assert_eq!(max_inside.load(Ordering::SeqCst), 1, "two holders overlapped");
+    let grants = grants.lock().unwrap();
+    assert_eq!(grants.len(), SESSIONS * CYCLES);
+    for pair in grants.windows(2) {
+        assert!(pair[0].0 < pair[1].0, "fencing tokens must strictly increase in grant order: {pair:?}");
+    }
+    // Every session got its turns (no starvation).
+    for i in 0..SESSIONS {
+        assert_eq!(grants.iter().filter(|g| g.1 == i).count(), CYCLES);
+    }
+}
+
+#[tokio::test]
+async fn waiters_are_served_in_arrival_order() {
+    let sessions = common::sessions("fifo", 5).await;
+    let holder = sessions[0].lock("/fifo/lock").unwrap();
+    let guard = holder.lock().await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, session) in sessions.iter().enumerate().skip(1) {
+        let lock = session.lock("/fifo/lock").unwrap();
+        let order = order.clone();
+        tasks.push(tokio::spawn(async move {
+            let g = lock.lock().await.unwrap();
+            order.lock().unwrap().push(i);
+            g.release().await.unwrap();
+        }));
+        // Wait until this waiter is queued before starting the next one.
+        common::eventually(10, "waiter queued", || async { holder.queue_len().await.unwrap() == i + 1 }).await;
+    }
+    guard.release().await.unwrap();
+    for t in tasks {
+        timeout(BOUND, t).await.unwrap().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn tasks_of_one_process_contend_like_processes() {
+    let session = common::session("tasks").await;
+    let lock = session.lock("/tasks/lock").unwrap();
+    let guard = lock.lock().await.unwrap();
+    let other = {
+        let lock = lock.clone();
+        tokio::spawn(async move { lock.try_lock().await.unwrap().is_some() })
+    };
+    assert!(!other.await.unwrap(), "another task must not share the hold");
+    // The other task's unlock is NotHeld.
+    let lock2 = lock.clone();
+    let unlock = tokio::spawn(async move { lock2.unlock().await });
+    assert!(matches!(unlock.await.unwrap(), Err(Error::NotHeld { .. })));
+    assert_eq!(lock.hold_count(), 1);
+    guard.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn reentrant_hold_counts_follow_a_reference_model() {
+    use rand::{Rng, SeedableRng};
+    let session = common::session("reentrant").await;
+    let lock = session.lock("/reentrant/lock").unwrap();
+    let observer = common::session("reentrant-observer").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut guards = Vec::new();
+    let mut model = 0usize;
+    let mut token = None;
+    for step in 0..200 {
+        match rng.gen_range(0..4) {
+            0 | 1 => {
+                let g = lock.lock().await.unwrap();
+                if let Some(t) = token {
+                    assert_eq!(g.fencing_token(), t, "reentry keeps the node (and the token)");
+                }
+                token = Some(g.fencing_token());
+                guards.push(g);
+                model += 1;
+            }
+            2 if !guards.is_empty() => {
+                let i = rng.gen_range(0..guards.len());
+                guards.remove(i).release().await.unwrap();
+                model -= 1;
+            }
+            3 if model > 0 => {
+                lock.unlock().await.unwrap();
+                model -= 1;
+                // unlock() releases the innermost hold (the last guard, as `guards` keeps
+                // acquisition order): that guard is inert now, and dropping it changes nothing.
+                drop(guards.pop());
+            }
+            _ => {
+                assert!(matches!(lock.unlock().await, Err(Error::NotHeld { .. })), "step {step}");
+            }
+        }
+        if model == 0 {
+            token = None;
+        }
+        assert_eq!(lock.hold_count(), model, "step {step}");
+        assert_eq!(lock.is_held_by_current_task(), model > 0);
+    }
+    while let Some(g) = guards.pop() {
+        g.release().await.unwrap();
+    }
+    assert_eq!(lock.hold_count(), 0);
+    let theirs = observer.lock(format!("{}/reentrant/lock", session.chroot().unwrap())).unwrap();
+    assert_eq!(theirs.queue_len().await.unwrap(), 0, "all holds released: no node left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_lock_with_many_contenders_has_exactly_one_winner_and_no_leftovers() {
+    const N: usize = 6;
+    let sessions = common::sessions("try", N).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for session in &sessions {
+        let lock = session.lock("/try/lock").unwrap();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let got = lock.try_lock().await.unwrap();
+            // Hold until everybody has tried.
+            barrier.wait().await;
+            let won = got.is_some();
+            let queue = lock.queue_len().await.unwrap();
+            barrier.wait().await;
+            if let Some(g) = got {
+                g.release().await.unwrap();
+            }
+            (won, queue)
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        let (won, queue) = t.await.unwrap();
+        winners += usize::from(won);
+        assert_eq!(queue, 1, "losers of try_lock leave no node");
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn try_lock_for_gives_up_within_its_bound_and_leaves_no_node() {
+    let sessions = common::sessions("trylockfor", 2).await;
+    let a = sessions[0].lock("/t/lock").unwrap();
+    let b = sessions[1].lock("/t/lock").unwrap();
+    let guard = a.lock().await.unwrap();
+    let started = Instant::now();
+    let got = b.try_lock_for(Duration::from_millis(300)).await.unwrap();
+    let took = started.elapsed();
+    assert!(got.is_none());
+    assert!(took >= Duration::from_millis(300), "gave up early: {took:?}");
+    assert!(took < Duration::from_secs(3), "bound not respected: {took:?}");
+    assert_eq!(a.queue_len().await.unwrap(), 1, "the timed-out contender's node is gone");
+    // And it succeeds when the lock frees up within the bound.
+    let waiter = tokio::spawn(async move { b.try_lock_for(Duration::from_secs(10)).await.unwrap().is_some() });
+    common::eventually(10, "waiter queued", || async { a.queue_len().await.unwrap() == 2 }).await;
+    guard.release().await.unwrap();
+    assert!(waiter.await.unwrap());
+}
+
+#[tokio::test]
+async fn dropped_waiting_futures_leave_no_node() {
+    let sessions = common::sessions("cancel", 3).await;
+    let holder = sessions[0].lock("/cancel/lock").unwrap();
+    let guard = holder.lock().await.unwrap();
+    let mut waiters = Vec::new();
+    for session in &sessions[1..] {
+        for _ in 0..3 {
+            let lock = session.lock("/cancel/lock").unwrap();
+            waiters.push(tokio::spawn(async move { lock.lock().await.map(|_| ()) }));
+        }
+    }
+    common::eventually(10, "all waiters queued", || async { holder.queue_len().await.unwrap() == 7 }).await;
+    for w in &waiters {
+        w.abort();
+    }
+    common::eventually(10, "cancelled waiters removed their nodes", || async {
+        holder.queue_len().await.unwrap() == 1
+    })
+    .await;
+    // A future dropped right after it was first polled (create in flight) leaves nothing either.
+    for _ in 0..10 {
+        let lock = sessions[1].lock("/cancel/lock").unwrap();
+        let _ = timeout(Duration::from_micros(1), lock.lock()).await;
+    }
+    common::eventually(10, "in-flight creates swept", || async { holder.queue_len().await.unwrap() == 1 }).await;
+    assert_eq!(guard.state(), HoldState::Held);
+    guard.release().await.unwrap();
+    assert_eq!(holder.queue_len().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn holder_info_names_the_holder() {
+    let session = common::session("holder").await;
+    let lock = session.lock("/holder/lock").unwrap();
+    assert!(lock.holder().await.unwrap().is_none());
+    assert!(!lock.is_locked().await.unwrap());
+    let guard = lock.lock().await.unwrap();
+    let info = lock.holder().await.unwrap().unwrap();
+    assert_eq!(info.pid, std::process::id());
+    assert_eq!(info.session, format!("{:#x}", session.id()));
+    assert!(info.age() < Duration::from_secs(60));
+    assert!(lock.is_locked().await.unwrap());
+    guard.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn fencing_tokens_increase_even_when_the_directory_is_recreated() {
+    let session = common::session("fence").await;
+    let lock = session.lock("/fence/lock").unwrap();
+    let first = lock.lock().await.unwrap();
+    let t1 = first.fencing_token();
+    first.fenced().create("/fence/resource", b"one".to_vec()).unwrap().commit().await.unwrap();
+    first.release().await.unwrap();
+    // The (container) directory is now empty; whether or not the server reaps it in between,
+    // the next holder's token is larger.
+    let second = lock.lock().await.unwrap();
+    assert!(second.fencing_token() > t1);
+    second.fenced().set("/fence/resource", b"two".to_vec()).unwrap().commit().await.unwrap();
+    second.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn dropping_a_guard_releases_in_the_background() {
+    let sessions = common::sessions("drop", 2).await;
+    let a = sessions[0].lock("/drop/lock").unwrap();
+    let b = sessions[1].lock("/drop/lock").unwrap();
+    {
+        let _guard = a.lock().await.unwrap();
+    }
+    let g = timeout(BOUND, b.lock()).await.unwrap().unwrap();
+    g.release().await.unwrap();
+    // Dropped off any runtime: no panic, and the release still happens.
+    let guard = a.lock().await.unwrap();
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    let g = timeout(BOUND, b.lock()).await.unwrap().unwrap();
+    g.release().await.unwrap();
+}
