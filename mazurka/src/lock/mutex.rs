@@ -227,19 +227,30 @@ impl DistributedLock {
             Err(_) => None,
         };
         let lost = own_lost || last.as_ref().is_some_and(|node| self.is_lost(node));
-        let delete = last.filter(|_| !lost).map(|node| self.session.delete_now(&node.path, None));
+        let delete = last.filter(|_| !lost).map(|node| (self.session.delete_now(&node.path, None), node));
+        let (lock, session) = (self.clone(), self.session.clone());
         async move {
             if lost {
                 return Err(Error::SessionLost);
             }
-            match delete {
-                None => Ok(()),
-                Some(delete) => match delete.await {
-                    Ok(()) => Ok(()),
-                    // Gone already: the session expired meanwhile, or an operator removed it.
-                    Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => Err(Error::SessionLost),
-                    Err(err) => Err(err),
-                },
+            let Some((first, node)) = delete else { return Ok(()) };
+            let mut outcome = first.await;
+            // A delete whose reply was lost with the connection may or may not have applied:
+            // ask again until the node is certainly gone (NoNode then means our delete won).
+            let mut retried = false;
+            loop {
+                match outcome {
+                    Ok(()) => return Ok(()),
+                    Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) if retried => return Ok(()),
+                    // Gone before our delete: the session expired meanwhile, or an operator removed it.
+                    Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => return Err(Error::SessionLost),
+                    Err(err) if err.is_retryable() && !lock.is_lost(&node) => {
+                        retried = true;
+                        outcome = session.delete(&node.path, None).await;
+                    }
+                    Err(err) if err.is_retryable() => return Err(Error::SessionLost),
+                    Err(err) => return Err(err),
+                }
             }
         }
     }
