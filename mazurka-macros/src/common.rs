@@ -1,7 +1,7 @@
 //! Helpers shared by every macro: the path to the runtime crate, and compile-time checks of znode
 //! path literals.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{TokenStream, TokenTree};
 use quote::quote;
 use syn::parse::ParseStream;
 use syn::{Expr, Lit, LitStr, Token};
@@ -30,7 +30,10 @@ impl CratePath {
                 tokens.extend([tt]);
                 rest = next;
             }
-            Err(syn::Error::new(eq.span, "expected `crate = path;`: the crate path must end with `;`"))
+            Err(syn::Error::new(
+                eq.span,
+                "expected `crate = path;`: the crate path must end with `;`",
+            ))
         })?;
         if path.is_empty() {
             return Err(syn::Error::new(eq.span, "expected a path after `crate =`"));
@@ -69,7 +72,10 @@ pub(crate) fn as_lit_str(expr: &Expr) -> Option<&LitStr> {
 pub(crate) fn check_path_literal(lit: &LitStr) -> syn::Result<()> {
     match validate(&lit.value()) {
         Ok(()) => Ok(()),
-        Err(rule) => Err(syn::Error::new(lit.span(), format!("invalid znode path: {}", rule.message()))),
+        Err(rule) => Err(syn::Error::new(
+            lit.span(),
+            format!("invalid znode path: {}", rule.message()),
+        )),
     }
 }
 
@@ -83,11 +89,6 @@ pub(crate) fn check_lock_path_literal(lit: &LitStr) -> syn::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A call-site span, for errors about the macro invocation as a whole.
-pub(crate) fn call_site() -> Span {
-    Span::call_site()
 }
 
 // --- A copy of `mazurka::path::validate` (pure `std`); keep the two in step. ---
@@ -142,7 +143,11 @@ impl PathRule {
 /// Checks `path` against ZooKeeper's path rules and returns the first rule it breaks.
 pub(crate) fn validate(path: &str) -> Result<(), PathRule> {
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(if path.is_empty() { PathRule::Empty } else { PathRule::NoLeadingSlash });
+        return Err(if path.is_empty() {
+            PathRule::Empty
+        } else {
+            PathRule::NoLeadingSlash
+        });
     };
     if path.len() > MAX_PATH_LEN {
         return Err(PathRule::TooLong);
@@ -166,7 +171,11 @@ pub(crate) fn validate(path: &str) -> Result<(), PathRule> {
     if relative {
         return Err(PathRule::RelativeSegment);
     }
-    if path == RESERVED || path.strip_prefix(RESERVED).is_some_and(|tail| tail.starts_with('/')) {
+    if path == RESERVED
+        || path
+            .strip_prefix(RESERVED)
+            .is_some_and(|tail| tail.starts_with('/'))
+    {
         return Err(PathRule::Reserved);
     }
     Ok(())
@@ -211,7 +220,10 @@ mod tests {
         for (path, expected) in cases {
             assert_eq!(validate(path), *expected, "{path:?}");
         }
-        assert_eq!(validate(&format!("/{}", "a".repeat(MAX_PATH_LEN))), Err(PathRule::TooLong));
+        assert_eq!(
+            validate(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
+            Err(PathRule::TooLong)
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ impl ZkEnsemble {
 
     pub(crate) fn start_with(settings: &ZkServerBuilder, n: usize) -> Result<ZkEnsemble, TestkitError> {
         if n == 0 {
-            return Err(TestkitError::Config("an ensemble needs at least one server".into()));
+            return Err(TestkitError::Config(
+                "an ensemble needs at least one server".into(),
+            ));
         }
         let mut attempt = 0;
         loop {
@@ -45,14 +47,26 @@ impl ZkEnsemble {
             let nodes = peers
                 .iter()
                 .enumerate()
-                .map(|(i, p)| ZkServer::prepare(settings, Role::Member { myid: i + 1, peers: peers.clone() }, p.client))
+                .map(|(i, p)| {
+                    ZkServer::prepare(
+                        settings,
+                        Role::Member {
+                            myid: i + 1,
+                            peers: peers.clone(),
+                        },
+                        p.client,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let ensemble = ZkEnsemble { nodes };
             for node in &ensemble.nodes {
                 node.launch()?;
             }
             let deadline = Instant::now() + settings.start_timeout_value();
-            let ready = ensemble.nodes.iter().try_for_each(|node| node.wait_ready(deadline).map(drop));
+            let ready = ensemble
+                .nodes
+                .iter()
+                .try_for_each(|node| node.wait_ready(deadline).map(drop));
             match ready.and_then(|()| ensemble.wait_for_leader_until(deadline)) {
                 Ok(_) => return Ok(ensemble),
                 Err(_) if attempt < PORT_ATTEMPTS && ensemble.nodes.iter().any(ZkServer::address_in_use) => {
@@ -93,7 +107,11 @@ impl ZkEnsemble {
     /// All client addresses, comma-separated: `"127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"`.
     #[must_use]
     pub fn connect_string(&self) -> String {
-        self.nodes.iter().map(ZkServer::connect_string).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(ZkServer::connect_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// What each server says it is right now (`None`: down, paused, or not serving).
@@ -142,7 +160,9 @@ impl ZkEnsemble {
     fn wait_for_leader_until(&self, deadline: Instant) -> Result<usize, TestkitError> {
         loop {
             let modes = self.modes();
-            let leaders: Vec<usize> = (0..modes.len()).filter(|&i| modes[i] == Some(ServerMode::Leader)).collect();
+            let leaders: Vec<usize> = (0..modes.len())
+                .filter(|&i| modes[i] == Some(ServerMode::Leader))
+                .collect();
             if let [leader] = leaders[..] {
                 return Ok(leader);
             }
@@ -192,7 +212,11 @@ mod tests {
         let follower = followers[0];
         ensemble.node(follower).kill().unwrap();
         for i in (0..3).filter(|&i| i != follower) {
-            assert!(ensemble.node(i).four_letter_word("srvr").unwrap().contains("Mode: "));
+            assert!(ensemble
+                .node(i)
+                .four_letter_word("srvr")
+                .unwrap()
+                .contains("Mode: "));
         }
         assert_eq!(ensemble.wait_for_leader(Duration::from_secs(10)).unwrap(), leader);
         ensemble.node(follower).restart().unwrap();
@@ -203,12 +227,23 @@ mod tests {
         let next = ensemble.wait_for_leader(Duration::from_secs(30)).unwrap();
         assert_ne!(next, leader);
 
-        let gone: Vec<_> =
-            ensemble.nodes().iter().map(|n| (n.pid(), n.data_dir().to_path_buf())).collect();
+        let gone: Vec<_> = ensemble
+            .nodes()
+            .iter()
+            .map(|n| (n.pid(), n.data_dir().to_path_buf()))
+            .collect();
         drop(ensemble);
         for (pid, dir) in gone {
             assert!(pid.is_none_or(|p| !process_alive(p)));
             assert!(!dir.exists(), "{} still exists", dir.display());
         }
+    }
+
+    #[test]
+    fn one_member_ensemble_is_its_own_leader() {
+        let ensemble = ZkServer::builder().heap_mb(32).start_ensemble(1).unwrap();
+        assert_eq!(ensemble.leader_index(), Some(0));
+        assert!(ensemble.follower_indices().is_empty());
+        assert_eq!(ensemble.connect_string(), ensemble.node(0).connect_string());
     }
 }

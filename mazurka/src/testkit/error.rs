@@ -80,6 +80,9 @@ pub enum TestkitError {
 
 impl TestkitError {
     pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
-        TestkitError::Io { what: what.into(), source }
+        TestkitError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }

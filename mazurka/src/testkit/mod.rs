@@ -57,9 +57,9 @@
 //!
 //! # Session expiry
 //!
-//! `expire_session` — expiring a live session on demand (see DESIGN §9: a second client with
-//! the same session id and password, behind a cut [`FaultProxy`]) — needs a ZooKeeper client,
-//! so it lives with the session-aware code, not in this module's process core.
+//! [`expire_session`] expires a live session on demand (a second client with the same session
+//! id and password, while the first is cut off behind a [`FaultProxy`]); it needs a client, so
+//! it lives in the session-aware part of this module, apart from the process core.
 
 mod ensemble;
 mod error;

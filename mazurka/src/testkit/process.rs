@@ -69,7 +69,10 @@ impl Launcher {
         if let Some(found) = LAUNCHER.get() {
             return Ok(found);
         }
-        let found = Launcher { java: find_java()?, classpath: find_classpath()? };
+        let found = Launcher {
+            java: find_java()?,
+            classpath: find_classpath()?,
+        };
         Ok(LAUNCHER.get_or_init(|| found))
     }
 }
@@ -114,20 +117,23 @@ fn distribution_jars(home: &Path) -> Option<Vec<PathBuf>> {
 }
 
 fn join_classpath(jars: &[PathBuf]) -> String {
-    jars.iter().map(|j| j.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":")
+    jars.iter()
+        .map(|j| j.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn find_classpath() -> Result<String, TestkitError> {
     if let Some(home) = std::env::var_os("ZOOKEEPER_HOME").filter(|h| !h.is_empty()) {
         let home = PathBuf::from(home);
-        return distribution_jars(&home).map(|jars| join_classpath(&jars)).ok_or_else(|| {
-            TestkitError::ZooKeeperNotFound {
+        return distribution_jars(&home)
+            .map(|jars| join_classpath(&jars))
+            .ok_or_else(|| TestkitError::ZooKeeperNotFound {
                 searched: format!(
                     "ZOOKEEPER_HOME={} has no zookeeper-*.jar in it or in its lib/",
                     home.display()
                 ),
-            }
-        });
+            });
     }
     let home = Path::new("/usr/share/zookeeper");
     if let Some(jars) = distribution_jars(home) {
@@ -165,7 +171,10 @@ pub(crate) fn free_port() -> io::Result<u16> {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no fresh loopback port found"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no fresh loopback port found",
+    ))
 }
 
 /// Sends a ZooKeeper four-letter word (`ruok`, `srvr`, `stat`, `mntr`, `dump`, …) to `addr`
@@ -210,7 +219,9 @@ pub fn four_letter_word_timeout(addr: SocketAddr, word: &str, timeout: Duration)
 
 /// The last `lines` lines of a text file (empty when it cannot be read).
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -222,7 +233,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
             return false;
         };
         // "pid (comm) S …": the state follows the last ')'.
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
         return !matches!(state, None | Some('Z' | 'X' | 'x'));
     }
     signal(pid, "0").is_ok()
@@ -280,24 +293,37 @@ impl JavaProcess {
         let control = wrapper.stdin.take();
         let (tx, replies) = mpsc::channel();
         if let Some(stdout) = wrapper.stdout.take() {
-            let reader = std::thread::Builder::new().name("mazurka-zk-wrapper".into()).spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
+            let reader = std::thread::Builder::new()
+                .name("mazurka-zk-wrapper".into())
+                .spawn(move || {
+                    for line in BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
             if let Err(e) = reader {
                 let _ = wrapper.kill();
                 let _ = wrapper.wait();
                 return Err(TestkitError::io("cannot start a thread", e));
             }
         }
-        let mut process =
-            JavaProcess { wrapper, control, replies, pid: 0, exited: false, wait_pending: false, paused: false };
+        let mut process = JavaProcess {
+            wrapper,
+            control,
+            replies,
+            pid: 0,
+            exited: false,
+            wait_pending: false,
+            paused: false,
+        };
         let pid = process.expect("pid ", Duration::from_secs(10));
-        match pid.as_deref().and_then(|l| l.strip_prefix("pid ")).and_then(|p| p.trim().parse().ok()) {
+        match pid
+            .as_deref()
+            .and_then(|l| l.strip_prefix("pid "))
+            .and_then(|p| p.trim().parse().ok())
+        {
             Some(pid) => {
                 process.pid = pid;
                 Ok(process)
@@ -340,7 +366,10 @@ impl JavaProcess {
 
     fn command(&mut self, cmd: &str) -> bool {
         match self.control.as_mut() {
-            Some(pipe) => pipe.write_all(format!("{cmd}\n").as_bytes()).and_then(|()| pipe.flush()).is_ok(),
+            Some(pipe) => pipe
+                .write_all(format!("{cmd}\n").as_bytes())
+                .and_then(|()| pipe.flush())
+                .is_ok(),
             None => false,
         }
     }

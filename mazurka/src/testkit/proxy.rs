@@ -4,11 +4,11 @@
 use std::future::pending;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -111,10 +111,18 @@ impl FaultProxy {
             }
             Err(_) => {
                 runtime.shutdown_background();
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the proxy runtime did not start"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the proxy runtime did not start",
+                ));
             }
         }
-        Ok(FaultProxy { addr, mode, shared, runtime: Some(runtime) })
+        Ok(FaultProxy {
+            addr,
+            mode,
+            shared,
+            runtime: Some(runtime),
+        })
     }
 
     /// The proxy's address (on 127.0.0.1).
@@ -132,12 +140,20 @@ impl FaultProxy {
     /// Where new connections go.
     #[must_use]
     pub fn upstream(&self) -> SocketAddr {
-        *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .shared
+            .upstream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sends new connections to `upstream` from now on (open ones stay where they are).
     pub fn set_upstream(&self, upstream: SocketAddr) {
-        *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner) = upstream;
+        *self
+            .shared
+            .upstream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = upstream;
     }
 
     /// Resets every open connection and resets new ones until [`heal`](Self::heal).
@@ -147,7 +163,9 @@ impl FaultProxy {
         let deadline = Instant::now() + CUT_WAIT;
         let mut live = self.shared.live();
         while *live > 0 {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
             live = match self.shared.closed.wait_timeout(live, left) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
@@ -264,7 +282,12 @@ async fn until_cut(mode: &mut watch::Receiver<Mode>) {
     }
 }
 
-async fn connection(client: TcpStream, mut mode: watch::Receiver<Mode>, shared: Arc<Shared>, guard: LiveGuard) {
+async fn connection(
+    client: TcpStream,
+    mut mode: watch::Receiver<Mode>,
+    shared: Arc<Shared>,
+    guard: LiveGuard,
+) {
     let _ = client.set_nodelay(true);
     let upstream_addr = *shared.upstream.lock().unwrap_or_else(PoisonError::into_inner);
     let upstream = tokio::select! {
@@ -277,8 +300,12 @@ async fn connection(client: TcpStream, mut mode: watch::Receiver<Mode>, shared: 
         return;
     };
     let _ = upstream.set_nodelay(true);
-    let mut pair = Pair { client, upstream, _guard: guard };
-    if pump(&mut pair.client, &mut pair.upstream, &mut mode).await == End::Reset {
+    let pair = Pair {
+        client,
+        upstream,
+        _guard: guard,
+    };
+    if pump(&pair.client, &pair.upstream, &mut mode).await == End::Reset {
         let _ = pair.client.set_zero_linger();
         let _ = pair.upstream.set_zero_linger();
     }
@@ -309,7 +336,13 @@ struct Flow {
 
 impl Flow {
     fn new() -> Flow {
-        Flow { buf: vec![0; BUFFER].into_boxed_slice(), start: 0, end: 0, eof: false, shut: false }
+        Flow {
+            buf: vec![0; BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            shut: false,
+        }
     }
     fn wants_read(&self) -> bool {
         !self.eof && self.start == self.end
@@ -330,8 +363,22 @@ enum Event {
     Failed,
 }
 
+impl Event {
+    fn unless(self, ready: io::Result<()>) -> Event {
+        if ready.is_ok() {
+            self
+        } else {
+            Event::Failed
+        }
+    }
+}
+
 /// Copies both ways between `a` (the client) and `b` (upstream) under the mode's control.
-async fn pump(a: &mut TcpStream, b: &mut TcpStream, mode: &mut watch::Receiver<Mode>) -> End {
+///
+/// Every socket operation (read, write, half-close) happens synchronously while holding a read
+/// lock on the mode and only in `Forward` mode, so once `stall()` or `cut()` has replaced the
+/// mode, none is in progress and none will start.
+async fn pump(a: &TcpStream, b: &TcpStream, mode: &mut watch::Receiver<Mode>) -> End {
     let mut ab = Flow::new();
     let mut ba = Flow::new();
     loop {
@@ -343,49 +390,60 @@ async fn pump(a: &mut TcpStream, b: &mut TcpStream, mode: &mut watch::Receiver<M
             return End::Closed;
         }
         let go = current == Mode::Forward;
-        // `true` = the client-to-upstream flow, `false` = upstream-to-client.
+        // `true`: the client-to-upstream flow; `false`: upstream-to-client.
         let event = tokio::select! {
-            changed = mode.changed() => if changed.is_ok() { Event::ModeChanged } else { Event::ProxyGone },
-            ready = a.readable(), if go && ab.wants_read() => if ready.is_ok() { Event::Read(true) } else { Event::Failed },
-            ready = b.readable(), if go && ba.wants_read() => if ready.is_ok() { Event::Read(false) } else { Event::Failed },
-            ready = b.writable(), if go && ab.pending() => if ready.is_ok() { Event::Write(true) } else { Event::Failed },
-            ready = a.writable(), if go && ba.pending() => if ready.is_ok() { Event::Write(false) } else { Event::Failed },
+            changed = mode.changed() => match changed {
+                Ok(()) => Event::ModeChanged,
+                Err(_) => Event::ProxyGone,
+            },
+            ready = a.readable(), if go && ab.wants_read() => Event::Read(true).unless(ready),
+            ready = b.readable(), if go && ba.wants_read() => Event::Read(false).unless(ready),
+            ready = b.writable(), if go && ab.pending() => Event::Write(true).unless(ready),
+            ready = a.writable(), if go && ba.pending() => Event::Write(false).unless(ready),
         };
-        let (from, to, flow) = match event {
+        let (from, to, flow, read) = match event {
             Event::ModeChanged => continue,
             Event::ProxyGone => return End::Closed,
             Event::Failed => return End::Reset,
-            Event::Read(true) | Event::Write(true) => (&mut *a, &mut *b, &mut ab),
-            Event::Read(false) | Event::Write(false) => (&mut *b, &mut *a, &mut ba),
+            Event::Read(true) => (a, b, &mut ab, true),
+            Event::Read(false) => (b, a, &mut ba, true),
+            Event::Write(true) => (a, b, &mut ab, false),
+            Event::Write(false) => (b, a, &mut ba, false),
         };
-        if matches!(event, Event::Read(_)) {
-            match from.try_read(&mut flow.buf) {
-                Ok(0) => flow.eof = true,
-                Ok(n) => (flow.start, flow.end) = (0, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return End::Reset,
+        let outcome = {
+            let current = mode.borrow();
+            if *current != Mode::Forward {
+                continue;
             }
-        } else {
-            // The write happens under the mode's read lock: stall() and cut() wait for it.
-            let written = {
-                let current = mode.borrow();
-                if *current != Mode::Forward {
-                    continue;
-                }
+            let outcome = if read {
+                from.try_read(&mut flow.buf).map(|n| match n {
+                    0 => flow.eof = true,
+                    n => (flow.start, flow.end) = (0, n),
+                })
+            } else {
                 to.try_write(&flow.buf[flow.start..flow.end])
+                    .map(|n| flow.start += n)
             };
-            match written {
-                Ok(n) => flow.start += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return End::Reset,
+            if outcome.is_ok() && flow.eof && !flow.pending() && !flow.shut {
+                // Pass the half-close on.
+                let _ = shutdown_write(to);
+                flow.shut = true;
             }
-        }
-        if flow.eof && !flow.pending() && !flow.shut {
-            // Pass the half-close on.
-            let _ = to.shutdown().await;
-            flow.shut = true;
+            outcome
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return End::Reset,
         }
     }
+}
+
+/// `shutdown(SHUT_WR)` right now, through a duplicate of the descriptor (the socket is shared,
+/// so this half-closes it; dropping the duplicate closes nothing else).
+fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
+    let fd = stream.as_fd().try_clone_to_owned()?;
+    std::net::TcpStream::from(fd).shutdown(std::net::Shutdown::Write)
 }
 
 #[cfg(test)]
@@ -395,6 +453,8 @@ mod tests {
     use std::net::{Shutdown, TcpListener as StdListener, TcpStream as StdStream};
 
     use super::*;
+    use tokio::io::AsyncWriteExt;
+
     use crate::testkit::{four_letter_word_timeout, ZkServer};
 
     /// A server that answers every connection with `greeting`, then echoes what it reads.
@@ -447,15 +507,19 @@ mod tests {
     }
 
     fn is_reset_or_eof(stream: &mut StdStream) -> bool {
-        let mut buf = [0u8; 16];
-        matches!(stream.read(&mut buf), Ok(0))
-            || matches!(stream.read(&mut buf), Err(e) if e.kind() == io::ErrorKind::ConnectionReset)
+        match stream.read(&mut [0u8; 16]) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+        }
     }
 
     #[test]
     fn forwards_both_ways_and_half_closes() {
         let proxy = FaultProxy::start(echo_server(b"hi")).unwrap();
-        assert_eq!(proxy.connect_string(), format!("127.0.0.1:{}", proxy.addr().port()));
+        assert_eq!(
+            proxy.connect_string(),
+            format!("127.0.0.1:{}", proxy.addr().port())
+        );
         let mut client = connect(&proxy);
         assert_eq!(read_exact(&mut client, 2).unwrap(), b"hi");
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
@@ -512,7 +576,10 @@ mod tests {
         for stream in [&mut open, &mut fresh] {
             stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
             let err = stream.read(&mut [0u8; 8]).unwrap_err();
-            assert!(matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{err}");
+            assert!(
+                matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+                "{err}"
+            );
             stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         }
         assert_eq!(proxy.connections(), 2);
@@ -576,7 +643,9 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
         client.write_all(b"async").await.unwrap();
         let mut buf = [0u8; 5];
-        tokio::io::AsyncReadExt::read_exact(&mut client, &mut buf).await.unwrap();
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut buf)
+            .await
+            .unwrap();
         assert_eq!(&buf, b"async");
         proxy.stall();
         proxy.cut();

@@ -200,10 +200,16 @@ impl ZkServerBuilder {
     fn validate(&self) -> Result<(), TestkitError> {
         let tick = self.tick_time.as_millis();
         if tick == 0 || tick > i32::MAX as u128 {
-            return Err(TestkitError::Config(format!("tick_time must be 1 ms or more, got {:?}", self.tick_time)));
+            return Err(TestkitError::Config(format!(
+                "tick_time must be 1 ms or more, got {:?}",
+                self.tick_time
+            )));
         }
         if self.heap_mb < 16 {
-            return Err(TestkitError::Config(format!("heap_mb must be at least 16, got {}", self.heap_mb)));
+            return Err(TestkitError::Config(format!(
+                "heap_mb must be at least 16, got {}",
+                self.heap_mb
+            )));
         }
         if let (Some(min), Some(max)) = (self.min_session_timeout, self.max_session_timeout) {
             if min > max {
@@ -213,7 +219,9 @@ impl ZkServerBuilder {
             }
         }
         if self.init_limit == 0 || self.sync_limit == 0 {
-            return Err(TestkitError::Config("init_limit and sync_limit must be at least 1 tick".into()));
+            return Err(TestkitError::Config(
+                "init_limit and sync_limit must be at least 1 tick".into(),
+            ));
         }
         Ok(())
     }
@@ -229,7 +237,11 @@ pub(crate) struct PeerPorts {
 
 impl PeerPorts {
     pub(crate) fn pick() -> io::Result<PeerPorts> {
-        Ok(PeerPorts { client: free_port()?, quorum: free_port()?, election: free_port()? })
+        Ok(PeerPorts {
+            client: free_port()?,
+            quorum: free_port()?,
+            election: free_port()?,
+        })
     }
 }
 
@@ -321,11 +333,17 @@ impl ZkServer {
                 })
                 .map_err(|e| e.to_string())
         });
-        shared.as_ref().map_err(|e| TestkitError::SharedUnavailable(e.clone()))
+        shared
+            .as_ref()
+            .map_err(|e| TestkitError::SharedUnavailable(e.clone()))
     }
 
     /// Creates the directory and configuration; does not start the process.
-    pub(crate) fn prepare(settings: &ZkServerBuilder, role: Role, client_port: u16) -> Result<ZkServer, TestkitError> {
+    pub(crate) fn prepare(
+        settings: &ZkServerBuilder,
+        role: Role,
+        client_port: u16,
+    ) -> Result<ZkServer, TestkitError> {
         let tempdir = tempfile::Builder::new()
             .prefix("mazurka-zk-")
             .tempdir()
@@ -393,7 +411,8 @@ impl ZkServer {
 
     fn write(&self, name: &str, text: &str) -> Result<(), TestkitError> {
         let path = self.dir.join(name);
-        std::fs::write(&path, text).map_err(|e| TestkitError::io(format!("cannot write {}", path.display()), e))
+        std::fs::write(&path, text)
+            .map_err(|e| TestkitError::io(format!("cannot write {}", path.display()), e))
     }
 
     fn java_args(&self) -> Vec<String> {
@@ -480,7 +499,12 @@ impl ZkServer {
     }
 
     pub(crate) fn start_failed(&self, reason: String) -> TestkitError {
-        TestkitError::StartFailed { addr: self.addr, reason, log: self.log_file(), log_tail: self.log_tail(40) }
+        TestkitError::StartFailed {
+            addr: self.addr,
+            reason,
+            log: self.log_file(),
+            log_tail: self.log_tail(40),
+        }
     }
 
     /// Whether the log says a port was taken (a retry with other ports may succeed).
@@ -545,19 +569,26 @@ impl ZkServer {
     /// The shortest session timeout this server grants.
     #[must_use]
     pub fn min_session_timeout(&self) -> Duration {
-        self.settings.min_session_timeout.unwrap_or(self.settings.tick_time * 2)
+        self.settings
+            .min_session_timeout
+            .unwrap_or(self.settings.tick_time * 2)
     }
 
     /// The longest session timeout this server grants.
     #[must_use]
     pub fn max_session_timeout(&self) -> Duration {
-        self.settings.max_session_timeout.unwrap_or(self.settings.tick_time * 20)
+        self.settings
+            .max_session_timeout
+            .unwrap_or(self.settings.tick_time * 20)
     }
 
     /// The JVM's pid, while it runs (paused included).
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
-        self.lock().as_ref().filter(|p| p.is_alive()).map(JavaProcess::pid)
+        self.lock()
+            .as_ref()
+            .filter(|p| p.is_alive())
+            .map(JavaProcess::pid)
     }
 
     /// Whether the server process is alive (a paused one is). It may not be serving yet, or
@@ -601,7 +632,11 @@ impl ZkServer {
         if let Some(process) = slot.as_mut() {
             if !process.kill() {
                 return Err(TestkitError::io(
-                    format!("ZooKeeper at {} (pid {}) survived SIGKILL", self.addr, process.pid()),
+                    format!(
+                        "ZooKeeper at {} (pid {}) survived SIGKILL",
+                        self.addr,
+                        process.pid()
+                    ),
                     io::Error::from(io::ErrorKind::TimedOut),
                 ));
             }
@@ -638,7 +673,8 @@ impl ZkServer {
         self.refuse_if_shared("restart")?;
         self.stop()?;
         self.launch()?;
-        self.wait_ready(Instant::now() + self.settings.start_timeout).map(drop)
+        self.wait_ready(Instant::now() + self.settings.start_timeout)
+            .map(drop)
     }
 
     /// Freezes the server with SIGSTOP: connections stay open and the kernel still accepts new
@@ -666,21 +702,27 @@ impl ZkServer {
         let process = slot
             .as_mut()
             .filter(|p| p.is_alive())
-            .ok_or(TestkitError::NotRunning { action, addr: self.addr })?;
-        process.signal(sig).map_err(|e| TestkitError::io(format!("cannot {action} ZooKeeper at {}", self.addr), e))
+            .ok_or(TestkitError::NotRunning {
+                action,
+                addr: self.addr,
+            })?;
+        process
+            .signal(sig)
+            .map_err(|e| TestkitError::io(format!("cannot {action} ZooKeeper at {}", self.addr), e))
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Session expiry on demand: `expire_session` belongs here (or in session-aware code that
-    // uses this server and a `FaultProxy`); it is written elsewhere, not by the testkit core.
-    // ---------------------------------------------------------------------------------------
+    // Session expiry on demand needs a client: see `expire_session` in `sessions.rs`.
 }
 
 impl Drop for ZkServer {
     fn drop(&mut self) {
         // Kills the JVM (SIGKILL works on a stopped process too), closes the wrapper's stdin
         // and waits for it; the wrapper removes the directory, and so does the TempDir after.
-        let process = self.process.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let process = self
+            .process
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         drop(process);
     }
 }
@@ -696,8 +738,16 @@ pub fn unique_chroot(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let prefix = prefix.trim_matches('/').replace('/', "-");
-    let prefix = if prefix.is_empty() { "test" } else { prefix.as_str() };
-    format!("/{prefix}-{}-{n}-{:08x}", std::process::id(), rand::random::<u32>())
+    let prefix = if prefix.is_empty() {
+        "test"
+    } else {
+        prefix.as_str()
+    };
+    format!(
+        "/{prefix}-{}-{n}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 #[cfg(test)]
@@ -706,14 +756,18 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    use zookeeper_client::{Acls, Client, CreateMode};
+    use crate::session::CreateMode;
+    use crate::Session;
 
     use super::*;
     use crate::testkit::process::process_alive;
     use crate::testkit::{four_letter_word, four_letter_word_timeout};
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     /// Waits until the process is gone and the directory removed.
@@ -728,15 +782,21 @@ mod tests {
 
     fn create(connect: &str, path: &str) {
         runtime().block_on(async {
-            let client = Client::connect(connect).await.unwrap();
-            client.create(path, b"kept", &CreateMode::Persistent.with_acls(Acls::anyone_all())).await.unwrap();
+            let session = Session::connect(connect).await.unwrap();
+            session
+                .create(path, b"kept", CreateMode::Persistent)
+                .await
+                .unwrap();
+            session.close().await.unwrap();
         });
     }
 
     fn read(connect: &str, path: &str) -> Vec<u8> {
         runtime().block_on(async {
-            let client = Client::connect(connect).await.unwrap();
-            client.get_data(path).await.unwrap().0
+            let session = Session::connect(connect).await.unwrap();
+            let data = session.get(path).await.unwrap().unwrap().0;
+            session.close().await.unwrap();
+            data
         })
     }
 
@@ -744,8 +804,14 @@ mod tests {
     fn srvr_mode_is_parsed() {
         let reply = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nMode: follower\nNode count: 5\n";
         assert_eq!(ServerMode::from_srvr(reply), Some(ServerMode::Follower));
-        assert_eq!(ServerMode::from_srvr("Mode: standalone\n"), Some(ServerMode::Standalone));
-        assert_eq!(ServerMode::from_srvr("This ZooKeeper instance is not currently serving requests\n"), None);
+        assert_eq!(
+            ServerMode::from_srvr("Mode: standalone\n"),
+            Some(ServerMode::Standalone)
+        );
+        assert_eq!(
+            ServerMode::from_srvr("This ZooKeeper instance is not currently serving requests\n"),
+            None
+        );
     }
 
     #[test]
@@ -773,8 +839,13 @@ mod tests {
         let a = ZkServer::shared().unwrap();
         let b = ZkServer::shared().unwrap();
         assert!(std::ptr::eq(a, b));
-        assert!(four_letter_word(a.addr(), "srvr").unwrap().contains("Mode: standalone"));
-        assert!(matches!(a.kill(), Err(TestkitError::SharedServer { action: "kill" })));
+        assert!(four_letter_word(a.addr(), "srvr")
+            .unwrap()
+            .contains("Mode: standalone"));
+        assert!(matches!(
+            a.kill(),
+            Err(TestkitError::SharedServer { action: "kill" })
+        ));
         assert!(matches!(a.pause(), Err(TestkitError::SharedServer { .. })));
         assert!(matches!(a.restart(), Err(TestkitError::SharedServer { .. })));
         assert!(a.is_running());
@@ -785,7 +856,10 @@ mod tests {
         let server = ZkServer::start().unwrap();
         assert_eq!(server.connect_string(), format!("127.0.0.1:{}", server.port()));
         assert_eq!(server.addr().ip(), std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
-        assert!(server.four_letter_word("srvr").unwrap().contains("Mode: standalone"));
+        assert!(server
+            .four_letter_word("srvr")
+            .unwrap()
+            .contains("Mode: standalone"));
         assert_eq!(server.mode(), Some(ServerMode::Standalone));
         assert_eq!(four_letter_word(server.addr(), "ruok").unwrap(), "imok");
         assert!(server.data_dir().join("zoo.cfg").is_file());
@@ -839,6 +913,28 @@ mod tests {
         assert_gone(pid, &dir);
     }
 
+    #[test]
+    fn a_taken_port_fails_fast_with_the_log_tail() {
+        let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let server = ZkServer::prepare(&ZkServer::builder(), Role::Standalone, port).unwrap();
+        server.launch().unwrap();
+        let started = Instant::now();
+        let err = server.wait_ready(started + Duration::from_secs(30)).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(server.address_in_use(), "{err}");
+        let TestkitError::StartFailed { addr, log_tail, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(addr.port(), port);
+        assert!(log_tail.contains("Address already in use"), "{err}");
+        assert!(!server.is_running());
+    }
+
     const OWNER_CHILD: &str = "MAZURKA_TESTKIT_OWNER_CHILD";
 
     /// Helper of `dies_with_its_owner`: does nothing unless run by it.
@@ -852,10 +948,67 @@ mod tests {
         std::thread::sleep(Duration::from_secs(120));
     }
 
+    const START_PROBE: &str = "MAZURKA_TESTKIT_START_PROBE";
+
+    /// Helper of `missing_java_or_jars_name_the_fix`: does nothing unless run by it.
+    #[test]
+    fn start_probe() {
+        if std::env::var_os(START_PROBE).is_none() {
+            return;
+        }
+        match ZkServer::start() {
+            Ok(_) => println!("\nPROBE started"),
+            Err(e) => println!("\nPROBE {}", e.to_string().replace('\n', " ")),
+        }
+    }
+
+    /// Runs `start_probe` in a child process with `env` (the environment is process-wide).
+    fn probe_start(env: &[(&str, &str)]) -> String {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "testkit::server::tests::start_probe",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(START_PROBE, "1")
+            .env_remove("JAVA_HOME")
+            .env_remove("ZOOKEEPER_HOME")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|l| l.split_once("PROBE ").map(|(_, r)| r.to_owned()))
+            .unwrap_or(stdout)
+    }
+
+    #[test]
+    fn missing_java_or_jars_name_the_fix() {
+        let no_java = probe_start(&[("PATH", "/nonexistent")]);
+        assert!(
+            no_java.contains("apt-get install default-jre-headless"),
+            "{no_java}"
+        );
+        let no_jars = probe_start(&[("ZOOKEEPER_HOME", "/nonexistent")]);
+        assert!(no_jars.contains("apt-get install zookeeper"), "{no_jars}");
+        assert!(no_jars.contains("ZOOKEEPER_HOME=/nonexistent"), "{no_jars}");
+    }
+
     #[test]
     fn dies_with_its_owner() {
         let mut owner = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "testkit::server::tests::owner_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "testkit::server::tests::owner_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(OWNER_CHILD, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -866,8 +1019,9 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("SERVER ") {
-                    let _ = tx.send(rest.to_owned());
+                // libtest prints "test … ... " on the same line, before our output.
+                if let Some((_, rest)) = line.split_once("SERVER ") {
+                    let _ = tx.send(rest.trim().to_owned());
                 }
             }
         });

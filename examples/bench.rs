@@ -1,0 +1,348 @@
+//! The benchmark: the workloads of `../shared/anchors/README.md`, printed as the same JSON lines
+//! as the Curator and kazoo harnesses there, so all three compare side by side in one run:
+//!
+//! ```sh
+//! cargo build --release --examples
+//! ../shared/anchors/run-all results.jsonl -- target/release/examples/bench
+//! ../shared/anchors/summarize results.jsonl
+//! ```
+//!
+//! Environment: `ZK_CONNECT` (else a private server is started), `BENCH_CLIENTS` (default 4),
+//! `BENCH_OPS` (overrides every workload's size), `BENCH_WARMUP_S` (default 1). Arguments: the
+//! workloads to run (default: all). Each client is a separate ZooKeeper session.
+
+mod common;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mazurka::testkit::four_letter_word;
+use mazurka::{DistributedLock, Session};
+
+const SYSTEM: &str = concat!("mazurka-", env!("CARGO_PKG_VERSION"));
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One client's operation: returns the latency to record.
+trait Op: Send + Sync {
+    fn run(&self) -> BoxFut<'_, Result<Duration, String>>;
+}
+
+struct Config {
+    connect: String,
+    clients: usize,
+    ops: Option<usize>,
+    warmup: Duration,
+    counters: Option<SocketAddr>,
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies: Vec<Duration>,
+}
+
+struct Counters {
+    reads: u64,
+    writes: u64,
+    received: u64,
+    sent: u64,
+}
+
+fn number(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix(key)?;
+        rest.trim_start_matches([':', ' ', '\t']).split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// mntr request counts and srvr packet counts; mntr queried outside the srvr window, as the
+/// anchors do, so the 4lw queries cancel out.
+fn counters(addr: SocketAddr, before: bool) -> Option<Counters> {
+    let mntr_first = if before { four_letter_word(addr, "mntr").ok() } else { None };
+    let srvr = four_letter_word(addr, "srvr").ok()?;
+    let mntr = if before { mntr_first? } else { four_letter_word(addr, "mntr").ok()? };
+    Some(Counters {
+        reads: number(&mntr, "zk_cnt_readlatency")?,
+        writes: number(&mntr, "zk_cnt_updatelatency")?,
+        received: number(&srvr, "Received")?,
+        sent: number(&srvr, "Sent")?,
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1e6
+}
+
+/// Runs one workload: connect, warm up, run `ops` tickets across clients, print one JSON line.
+async fn run_workload<F>(
+    cfg: &Config,
+    name: &str,
+    clients: usize,
+    default_ops: usize,
+    make: F,
+    extra: impl FnOnce() -> Vec<(String, serde_json::Value)>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    F: Fn(Session, usize) -> BoxFut<'static, Result<Arc<dyn Op>, mazurka::Error>>,
+{
+    let ops = cfg.ops.unwrap_or(default_ops);
+    let mut sessions = Vec::new();
+    for _ in 0..clients {
+        sessions.push(Session::builder(&cfg.connect).session_timeout(Duration::from_secs(10)).connect().await?);
+    }
+    let mut workers = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        workers.push(make(s.clone(), i).await?);
+    }
+    // Warm-up.
+    let warm_ops = 2.max(ops / (10 * clients));
+    let mut warm = Vec::new();
+    for w in &workers {
+        let w = w.clone();
+        let until = Instant::now() + cfg.warmup;
+        warm.push(tokio::spawn(async move {
+            let mut n = 0;
+            while n < warm_ops || Instant::now() < until {
+                w.run().await?;
+                n += 1;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for w in warm {
+        w.await??;
+    }
+    let before = cfg.counters.and_then(|a| counters(a, true));
+    let tickets = Arc::new(AtomicUsize::new(ops));
+    let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let mut running = Vec::new();
+    for w in &workers {
+        let (w, tickets, barrier) = (w.clone(), tickets.clone(), barrier.clone());
+        running.push(tokio::spawn(async move {
+            let mut stats = Stats::default();
+            barrier.wait().await;
+            while tickets.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1)).is_ok() {
+                stats.latencies.push(w.run().await?);
+            }
+            Ok::<_, String>((stats, Instant::now()))
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(ops);
+    let mut end = start;
+    for r in running {
+        let (stats, finished) = r.await??;
+        latencies.extend(stats.latencies);
+        end = end.max(finished);
+    }
+    let seconds = (end - start).as_secs_f64();
+    let after = cfg.counters.and_then(|a| counters(a, false));
+    latencies.sort();
+    let mut line = serde_json::json!({
+        "system": SYSTEM,
+        "workload": name,
+        "clients": clients,
+        "ops": ops,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "ops_per_s": ((ops as f64 / seconds) * 1000.0).round() / 1000.0,
+        "p50_us": (percentile(&latencies, 50.0) * 1000.0).round() / 1000.0,
+        "p99_us": (percentile(&latencies, 99.0) * 1000.0).round() / 1000.0,
+        "mode": "tasks",
+    });
+    if let (Some(b), Some(a)) = (before, after) {
+        let per = |x: u64| ((x as f64 / ops as f64) * 1000.0).round() / 1000.0;
+        line["srv_reads_per_op"] = per(a.reads - b.reads).into();
+        line["srv_writes_per_op"] = per(a.writes - b.writes).into();
+        line["srv_events_per_op"] = per((a.sent - b.sent).saturating_sub(a.received - b.received)).into();
+    }
+    for (k, v) in extra() {
+        line[k] = v;
+    }
+    println!("{line}");
+    for s in sessions {
+        s.close().await?;
+    }
+    Ok(())
+}
+
+/// `lock_uncontended`: acquire; release (awaited, as Curator's `release()` is).
+struct Uncontended {
+    lock: DistributedLock,
+    await_release: bool,
+}
+
+impl Op for Uncontended {
+    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+            if self.await_release {
+                guard.release().await.map_err(|e| e.to_string())?;
+            } else {
+                drop(guard);
+            }
+            Ok(t.elapsed())
+        })
+    }
+}
+
+/// `lock_contended`: acquire (timed); critical section on a shared in-process counter; release.
+struct Contended {
+    lock: DistributedLock,
+    counter: Arc<AtomicI64>,
+    sections: Arc<AtomicI64>,
+    violations: Arc<AtomicI64>,
+}
+
+impl Op for Contended {
+    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+            let waited = t.elapsed();
+            let seen = self.counter.load(Ordering::SeqCst);
+            self.counter.store(seen + 1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            if self.counter.load(Ordering::SeqCst) != seen + 1 {
+                self.violations.fetch_add(1, Ordering::SeqCst);
+            }
+            self.sections.fetch_add(1, Ordering::SeqCst);
+            guard.release().await.map_err(|e| e.to_string())?;
+            Ok(waited)
+        })
+    }
+}
+
+/// `reentrant`: the lock is held once outside the loop; re-acquire; release (nested).
+struct Reentrant {
+    lock: DistributedLock,
+    _outer: mazurka::LockGuard,
+}
+
+impl Op for Reentrant {
+    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+            guard.release().await.map_err(|e| e.to_string())?;
+            Ok(t.elapsed())
+        })
+    }
+}
+
+fn all_workloads() -> Vec<&'static str> {
+    vec!["lock_uncontended", "lock_uncontended_drop", "lock_contended", "reentrant"]
+}
+
+async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
+    let (connect, _server) = common::zookeeper("ZK_CONNECT")?;
+    let env_num = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).and_then(|v| v.parse::<usize>().ok());
+    let single_host = !connect.contains(',');
+    let cfg = Config {
+        counters: if single_host { connect.split('/').next().and_then(|h| h.parse().ok()) } else { None },
+        clients: env_num("BENCH_CLIENTS").unwrap_or(4),
+        ops: env_num("BENCH_OPS"),
+        warmup: Duration::from_secs_f64(
+            std::env::var("BENCH_WARMUP_S").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0),
+        ),
+        connect,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let selected: Vec<&str> = if args.is_empty() { all_workloads() } else { args.iter().map(String::as_str).collect() };
+    for name in selected {
+        let t = Instant::now();
+        eprintln!("bench: {name} …");
+        match name {
+            "lock_uncontended" | "lock_uncontended_drop" => {
+                let await_release = name == "lock_uncontended";
+                run_workload(
+                    &cfg,
+                    name,
+                    1,
+                    2000,
+                    move |s, _| {
+                        Box::pin(async move {
+                            let lock = s.lock("/bench/lock")?;
+                            Ok(Arc::new(Uncontended { lock, await_release }) as Arc<dyn Op>)
+                        })
+                    },
+                    Vec::new,
+                )
+                .await?
+            }
+            "lock_contended" => {
+                let counter = Arc::new(AtomicI64::new(0));
+                let sections = Arc::new(AtomicI64::new(0));
+                let violations = Arc::new(AtomicI64::new(0));
+                let (c2, s2, v2) = (counter.clone(), sections.clone(), violations.clone());
+                run_workload(
+                    &cfg,
+                    name,
+                    cfg.clients,
+                    2000,
+                    move |s, _| {
+                        let (counter, sections, violations) = (c2.clone(), s2.clone(), v2.clone());
+                        Box::pin(async move {
+                            let lock = s.lock("/bench/lock_contended")?;
+                            Ok(Arc::new(Contended { lock, counter, sections, violations }) as Arc<dyn Op>)
+                        })
+                    },
+                    move || {
+                        let v = violations.load(Ordering::SeqCst);
+                        let ok = v == 0 && counter.load(Ordering::SeqCst) == sections.load(Ordering::SeqCst);
+                        vec![("violations".into(), v.into()), ("verified".into(), ok.into())]
+                    },
+                )
+                .await?
+            }
+            "reentrant" => {
+                run_workload(
+                    &cfg,
+                    name,
+                    1,
+                    200_000,
+                    |s, _| {
+                        Box::pin(async move {
+                            let lock = s.lock("/bench/reentrant")?;
+                            let outer = lock.lock().await?;
+                            Ok(Arc::new(Reentrant { lock, _outer: outer }) as Arc<dyn Op>)
+                        })
+                    },
+                    Vec::new,
+                )
+                .await?
+            }
+            other => {
+                println!("{}", serde_json::json!({"system": SYSTEM, "workload": other, "skipped": "not supported"}));
+            }
+        }
+        eprintln!("bench: {name} took {:.1}s", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start a runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_inner()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,7 @@
+use mazurka::lock;
+
+async fn demo() -> mazurka::Result<()> {
+    lock!()
+}
+
+fn main() {}
