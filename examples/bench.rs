@@ -102,40 +102,44 @@ where
     for (i, s) in sessions.iter().enumerate() {
         workers.push(make(s.clone(), i).await?);
     }
-    // Warm-up.
+    // Each client is one task from warm-up to the end (reentrancy is per task), with two
+    // rendezvous: warm-up done (the server counters are read), then a common start.
     let warm_ops = 2.max(ops / (10 * clients));
-    let mut warm = Vec::new();
-    for w in &workers {
-        let w = w.clone();
-        let until = Instant::now() + cfg.warmup;
-        warm.push(tokio::spawn(async move {
-            let mut n = 0;
-            while n < warm_ops || Instant::now() < until {
-                w.run().await?;
-                n += 1;
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for w in warm {
-        w.await??;
-    }
-    let before = cfg.counters.and_then(|a| counters(a, true));
+    let warmed = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let go = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let tickets = Arc::new(AtomicUsize::new(ops));
-    let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let mut running = Vec::new();
     for w in &workers {
-        let (w, tickets, barrier) = (w.clone(), tickets.clone(), barrier.clone());
+        let (w, tickets, warmed, go) = (w.clone(), tickets.clone(), warmed.clone(), go.clone());
+        let warmup = cfg.warmup;
         running.push(tokio::spawn(async move {
-            let mut stats = Stats::default();
-            barrier.wait().await;
-            while tickets.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1)).is_ok() {
-                stats.latencies.push(w.run().await?);
+            let until = Instant::now() + warmup;
+            let mut n = 0;
+            let mut failed = None;
+            while failed.is_none() && (n < warm_ops || Instant::now() < until) {
+                failed = w.run().await.err();
+                n += 1;
             }
-            Ok::<_, String>((stats, Instant::now()))
+            warmed.wait().await;
+            go.wait().await;
+            let mut stats = Stats::default();
+            while failed.is_none()
+                && tickets.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1)).is_ok()
+            {
+                match w.run().await {
+                    Ok(latency) => stats.latencies.push(latency),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            match failed {
+                Some(e) => Err(e),
+                None => Ok((stats, Instant::now())),
+            }
         }));
     }
-    barrier.wait().await;
+    warmed.wait().await;
+    let before = cfg.counters.and_then(|a| counters(a, true));
+    go.wait().await;
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(ops);
     let mut end = start;
@@ -225,12 +229,14 @@ impl Op for Contended {
 /// `reentrant`: the lock is held once outside the loop; re-acquire; release (nested).
 struct Reentrant {
     lock: DistributedLock,
-    _outer: mazurka::LockGuard,
+    /// Taken by the client's own task on its first op (ownership is per task).
+    outer: tokio::sync::OnceCell<mazurka::LockGuard>,
 }
 
 impl Op for Reentrant {
     fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
         Box::pin(async move {
+            self.outer.get_or_try_init(|| self.lock.lock()).await.map_err(|e| e.to_string())?;
             let t = Instant::now();
             let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
             guard.release().await.map_err(|e| e.to_string())?;
@@ -313,8 +319,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                     |s, _| {
                         Box::pin(async move {
                             let lock = s.lock("/bench/reentrant")?;
-                            let outer = lock.lock().await?;
-                            Ok(Arc::new(Reentrant { lock, _outer: outer }) as Arc<dyn Op>)
+                            Ok(Arc::new(Reentrant { lock, outer: Default::default() }) as Arc<dyn Op>)
                         })
                     },
                     Vec::new,

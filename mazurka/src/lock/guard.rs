@@ -1,6 +1,9 @@
 //! The RAII guard of a held [`DistributedLock`].
 
+use std::sync::Arc;
+
 use super::fence::Fenced;
+use super::mutex::Release;
 use super::mutex::DistributedLock;
 use super::recipe::Node;
 use crate::error::Result;
@@ -27,12 +30,12 @@ pub enum HoldState {
 pub struct LockGuard {
     lock: DistributedLock,
     hold: u64,
-    node: Node,
+    node: Arc<Node>,
     done: bool,
 }
 
 impl LockGuard {
-    pub(crate) fn new(lock: DistributedLock, hold: u64, node: Node) -> LockGuard {
+    pub(crate) fn new(lock: DistributedLock, hold: u64, node: Arc<Node>) -> LockGuard {
         LockGuard { lock, hold, node, done: false }
     }
 
@@ -112,7 +115,7 @@ impl LockGuard {
     /// The release is sent when first polled; cancelling only stops waiting for the reply.
     pub async fn release(mut self) -> Result<()> {
         self.done = true;
-        self.lock.release_hold_of(self.hold, Some(&self.node)).await
+        self.lock.release_hold(self.hold, Some(&self.node)).finish().await
     }
 
 }
@@ -122,11 +125,17 @@ impl Drop for LockGuard {
         if self.done {
             return;
         }
-        let release = self.lock.release_hold_of(self.hold, Some(&self.node));
-        self.lock.session.runtime().spawn(async move {
-            if let Err(err) = release.await {
-                tracing::debug!(%err, "background lock release reported an error");
+        match self.lock.release_hold(self.hold, Some(&self.node)) {
+            Release::Done(Ok(())) => {}
+            Release::Done(Err(err)) => tracing::debug!(%err, "dropped a guard of a lost lock"),
+            deleting => {
+                // The delete is on the wire already; only its outcome is awaited here.
+                self.lock.session.runtime().spawn(async move {
+                    if let Err(err) = deleting.finish().await {
+                        tracing::debug!(%err, "background lock release reported an error");
+                    }
+                });
             }
-        });
+        }
     }
 }

@@ -32,7 +32,7 @@ pub(crate) struct Local {
 #[derive(Debug)]
 pub(crate) struct Held {
     pub(crate) owner: Owner,
-    pub(crate) node: Node,
+    pub(crate) node: Arc<Node>,
     /// One id per outstanding hold, innermost last; the hold count is its length.
     pub(crate) holds: Vec<u64>,
 }
@@ -60,7 +60,8 @@ fn next_hold_id() -> u64 {
 #[derive(Debug, Clone)]
 pub struct DistributedLock {
     pub(crate) session: Session,
-    pub(crate) path: ZnodePath,
+    // Shared so that cloning a lock (every guard holds one) allocates nothing.
+    pub(crate) path: Arc<ZnodePath>,
     pub(crate) local: Arc<Local>,
 }
 
@@ -85,7 +86,7 @@ impl DistributedLock {
             return Err(Error::invalid_path("/", crate::PathRule::Reserved));
         }
         let local = session.shared_state::<Local>(&format!("lock:{path}"));
-        Ok(DistributedLock { session: session.clone(), path, local })
+        Ok(DistributedLock { session: session.clone(), path: Arc::new(path), local })
     }
 
     /// The lock's path.
@@ -144,7 +145,7 @@ impl DistributedLock {
             }
         }
         let node = contender.into_node().ok_or(Error::SessionLost)?;
-        Ok(Some(self.install(owner, node)))
+        Ok(Some(self.install(owner, Arc::new(node))))
     }
 
     /// A further hold for an owner that already holds the lock (no request).
@@ -159,7 +160,7 @@ impl DistributedLock {
         Some(LockGuard::new(self.clone(), id, h.node.clone()))
     }
 
-    fn install(&self, owner: Owner, node: Node) -> LockGuard {
+    fn install(&self, owner: Owner, node: Arc<Node>) -> LockGuard {
         let id = next_hold_id();
         let guard = LockGuard::new(self.clone(), id, node.clone());
         if let Ok(mut held) = self.local.held.lock() {
@@ -169,8 +170,8 @@ impl DistributedLock {
     }
 
     pub(crate) fn is_lost(&self, node: &Node) -> bool {
-        self.session.generation() != node.generation
-            || matches!(self.session.state(), SessionState::Lost | SessionState::Closed)
+        let now = self.session.snapshot();
+        now.generation != node.generation || matches!(now.state, SessionState::Lost | SessionState::Closed)
     }
 
     /// Releases the innermost hold of the current task, like `ReentrantLock::unlock`. The guard of
@@ -189,7 +190,7 @@ impl DistributedLock {
             held.as_ref().filter(|h| h.owner == owner).and_then(|h| h.holds.last().copied())
         };
         match innermost {
-            Some(id) => self.release_hold(id).await,
+            Some(id) => self.release_hold(id, None).finish().await,
             None => Err(self.not_held()),
         }
     }
@@ -198,19 +199,10 @@ impl DistributedLock {
         Error::NotHeld { path: self.path.to_string() }
     }
 
-    /// Removes hold `id`; when it was the last, deletes the node (the request is queued before
-    /// this returns, so it goes out even if the future is dropped).
-    pub(crate) fn release_hold(&self, id: u64) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        self.release_hold_of(id, None)
-    }
-
-    /// As [`Self::release_hold`]; `own` is the releasing guard's node, whose loss is reported even
-    /// when its hold was already superseded.
-    pub(crate) fn release_hold_of(
-        &self,
-        id: u64,
-        own: Option<&Node>,
-    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    /// Removes hold `id`; when it was the last, queues the node's delete on the connection at
+    /// once (so it goes out even if the returned [`Release`] is never awaited). `own` is the
+    /// releasing guard's node, whose loss is reported even when its hold was superseded.
+    pub(crate) fn release_hold(&self, id: u64, own: Option<&Node>) -> Release {
         let own_lost = own.is_some_and(|node| self.is_lost(node));
         let last = match self.local.held.lock() {
             Ok(mut held) => match held.as_mut() {
@@ -226,31 +218,14 @@ impl DistributedLock {
             },
             Err(_) => None,
         };
-        let lost = own_lost || last.as_ref().is_some_and(|node| self.is_lost(node));
-        let delete = last.filter(|_| !lost).map(|node| (self.session.delete_now(&node.path, None), node));
-        let (lock, session) = (self.clone(), self.session.clone());
-        async move {
-            if lost {
-                return Err(Error::SessionLost);
-            }
-            let Some((first, node)) = delete else { return Ok(()) };
-            let mut outcome = first.await;
-            // A delete whose reply was lost with the connection may or may not have applied:
-            // ask again until the node is certainly gone (NoNode then means our delete won).
-            let mut retried = false;
-            loop {
-                match outcome {
-                    Ok(()) => return Ok(()),
-                    Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) if retried => return Ok(()),
-                    // Gone before our delete: the session expired meanwhile, or an operator removed it.
-                    Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => return Err(Error::SessionLost),
-                    Err(err) if err.is_retryable() && !lock.is_lost(&node) => {
-                        retried = true;
-                        outcome = session.delete(&node.path, None).await;
-                    }
-                    Err(err) if err.is_retryable() => return Err(Error::SessionLost),
-                    Err(err) => return Err(err),
-                }
+        if own_lost || last.as_ref().is_some_and(|node| self.is_lost(node)) {
+            return Release::Done(Err(Error::SessionLost));
+        }
+        match last {
+            None => Release::Done(Ok(())),
+            Some(node) => {
+                let first = Box::pin(self.session.delete_now(&node.path, None));
+                Release::Deleting { first, node, lock: self.clone() }
             }
         }
     }
@@ -314,6 +289,44 @@ impl DistributedLock {
             Ok(children) => Ok(recipe::queue(&children)),
             Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => Ok(Vec::new()),
             Err(err) => Err(err),
+        }
+    }
+}
+
+/// A released hold: done at once, or the last hold's delete under way.
+pub(crate) enum Release {
+    Done(Result<()>),
+    Deleting {
+        first: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
+        node: Arc<Node>,
+        lock: DistributedLock,
+    },
+}
+
+impl Release {
+    /// Waits for the delete's outcome.
+    pub(crate) async fn finish(self) -> Result<()> {
+        let (first, node, lock) = match self {
+            Release::Done(result) => return result,
+            Release::Deleting { first, node, lock } => (first, node, lock),
+        };
+        let mut outcome = first.await;
+        // A delete whose reply was lost with the connection may or may not have applied: ask
+        // again until the node is certainly gone (NoNode then means our delete won).
+        let mut retried = false;
+        loop {
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) if retried => return Ok(()),
+                // Gone before our delete: the session expired meanwhile, or an operator removed it.
+                Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => return Err(Error::SessionLost),
+                Err(err) if err.is_retryable() && !lock.is_lost(&node) => {
+                    retried = true;
+                    outcome = lock.session.delete(&node.path, None).await;
+                }
+                Err(err) if err.is_retryable() => return Err(Error::SessionLost),
+                Err(err) => return Err(err),
+            }
         }
     }
 }

@@ -368,6 +368,11 @@ impl Session {
         &self.inner.runtime
     }
 
+    /// State and generation in one consistent read.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        *self.inner.states.borrow()
+    }
+
     /// The generation of the current ZooKeeper session (see [`Snapshot::generation`]).
     pub(crate) fn generation(&self) -> u64 {
         self.inner.states.borrow().generation
