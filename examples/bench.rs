@@ -27,9 +27,10 @@ const SYSTEM: &str = concat!("mazurka-", env!("CARGO_PKG_VERSION"));
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One client's operation: returns the latency to record.
-trait Op: Send + Sync {
-    fn run(&self) -> BoxFut<'_, Result<Duration, String>>;
+/// One client's operation: returns the latency to record. Statically dispatched, so the loop
+/// around an operation costs what the anchors' loops cost (no allocation per op).
+trait Op: Send + Sync + 'static {
+    fn run(&self) -> impl Future<Output = Result<Duration, String>> + Send;
 }
 
 struct Config {
@@ -55,16 +56,28 @@ struct Counters {
 fn number(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let rest = l.trim().strip_prefix(key)?;
-        rest.trim_start_matches([':', ' ', '\t']).split_whitespace().next()?.parse().ok()
+        rest.trim_start_matches([':', ' ', '\t'])
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     })
 }
 
 /// mntr request counts and srvr packet counts; mntr queried outside the srvr window, as the
 /// anchors do, so the 4lw queries cancel out.
 fn counters(addr: SocketAddr, before: bool) -> Option<Counters> {
-    let mntr_first = if before { four_letter_word(addr, "mntr").ok() } else { None };
+    let mntr_first = if before {
+        four_letter_word(addr, "mntr").ok()
+    } else {
+        None
+    };
     let srvr = four_letter_word(addr, "srvr").ok()?;
-    let mntr = if before { mntr_first? } else { four_letter_word(addr, "mntr").ok()? };
+    let mntr = if before {
+        mntr_first?
+    } else {
+        four_letter_word(addr, "mntr").ok()?
+    };
     Some(Counters {
         reads: number(&mntr, "zk_cnt_readlatency")?,
         writes: number(&mntr, "zk_cnt_updatelatency")?,
@@ -82,7 +95,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Runs one workload: connect, warm up, run `ops` tickets across clients, print one JSON line.
-async fn run_workload<F>(
+async fn run_workload<W: Op, F>(
     cfg: &Config,
     name: &str,
     clients: usize,
@@ -91,12 +104,17 @@ async fn run_workload<F>(
     extra: impl FnOnce() -> Vec<(String, serde_json::Value)>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    F: Fn(Session, usize) -> BoxFut<'static, Result<Arc<dyn Op>, mazurka::Error>>,
+    F: Fn(Session, usize) -> BoxFut<'static, Result<Arc<W>, mazurka::Error>>,
 {
     let ops = cfg.ops.unwrap_or(default_ops);
     let mut sessions = Vec::new();
     for _ in 0..clients {
-        sessions.push(Session::builder(&cfg.connect).session_timeout(Duration::from_secs(10)).connect().await?);
+        sessions.push(
+            Session::builder(&cfg.connect)
+                .session_timeout(Duration::from_secs(10))
+                .connect()
+                .await?,
+        );
     }
     let mut workers = Vec::new();
     for (i, s) in sessions.iter().enumerate() {
@@ -124,7 +142,9 @@ where
             go.wait().await;
             let mut stats = Stats::default();
             while failed.is_none()
-                && tickets.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1)).is_ok()
+                && tickets
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1))
+                    .is_ok()
             {
                 match w.run().await {
                     Ok(latency) => stats.latencies.push(latency),
@@ -185,17 +205,15 @@ struct Uncontended {
 }
 
 impl Op for Uncontended {
-    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
-        Box::pin(async move {
-            let t = Instant::now();
-            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
-            if self.await_release {
-                guard.release().await.map_err(|e| e.to_string())?;
-            } else {
-                drop(guard);
-            }
-            Ok(t.elapsed())
-        })
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+        if self.await_release {
+            guard.release().await.map_err(|e| e.to_string())?;
+        } else {
+            drop(guard);
+        }
+        Ok(t.elapsed())
     }
 }
 
@@ -208,21 +226,19 @@ struct Contended {
 }
 
 impl Op for Contended {
-    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
-        Box::pin(async move {
-            let t = Instant::now();
-            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
-            let waited = t.elapsed();
-            let seen = self.counter.load(Ordering::SeqCst);
-            self.counter.store(seen + 1, Ordering::SeqCst);
-            tokio::task::yield_now().await;
-            if self.counter.load(Ordering::SeqCst) != seen + 1 {
-                self.violations.fetch_add(1, Ordering::SeqCst);
-            }
-            self.sections.fetch_add(1, Ordering::SeqCst);
-            guard.release().await.map_err(|e| e.to_string())?;
-            Ok(waited)
-        })
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+        let waited = t.elapsed();
+        let seen = self.counter.load(Ordering::SeqCst);
+        self.counter.store(seen + 1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        if self.counter.load(Ordering::SeqCst) != seen + 1 {
+            self.violations.fetch_add(1, Ordering::SeqCst);
+        }
+        self.sections.fetch_add(1, Ordering::SeqCst);
+        guard.release().await.map_err(|e| e.to_string())?;
+        Ok(waited)
     }
 }
 
@@ -234,36 +250,68 @@ struct Reentrant {
 }
 
 impl Op for Reentrant {
-    fn run(&self) -> BoxFut<'_, Result<Duration, String>> {
-        Box::pin(async move {
-            self.outer.get_or_try_init(|| self.lock.lock()).await.map_err(|e| e.to_string())?;
-            let t = Instant::now();
-            let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
-            guard.release().await.map_err(|e| e.to_string())?;
-            Ok(t.elapsed())
-        })
+    async fn run(&self) -> Result<Duration, String> {
+        self.outer
+            .get_or_try_init(|| self.lock.lock())
+            .await
+            .map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+        guard.release().await.map_err(|e| e.to_string())?;
+        Ok(t.elapsed())
+    }
+}
+
+/// `noop`: nothing; what the harness itself costs per op.
+struct Noop;
+
+impl Op for Noop {
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        Ok(t.elapsed())
     }
 }
 
 fn all_workloads() -> Vec<&'static str> {
-    vec!["lock_uncontended", "lock_uncontended_drop", "lock_contended", "reentrant"]
+    vec![
+        "lock_uncontended",
+        "lock_uncontended_drop",
+        "lock_contended",
+        "reentrant",
+    ]
 }
 
 async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
     let (connect, _server) = common::zookeeper("ZK_CONNECT")?;
-    let env_num = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).and_then(|v| v.parse::<usize>().ok());
+    let env_num = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     let single_host = !connect.contains(',');
     let cfg = Config {
-        counters: if single_host { connect.split('/').next().and_then(|h| h.parse().ok()) } else { None },
+        counters: if single_host {
+            connect.split('/').next().and_then(|h| h.parse().ok())
+        } else {
+            None
+        },
         clients: env_num("BENCH_CLIENTS").unwrap_or(4),
         ops: env_num("BENCH_OPS"),
         warmup: Duration::from_secs_f64(
-            std::env::var("BENCH_WARMUP_S").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0),
+            std::env::var("BENCH_WARMUP_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1.0),
         ),
         connect,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let selected: Vec<&str> = if args.is_empty() { all_workloads() } else { args.iter().map(String::as_str).collect() };
+    let selected: Vec<&str> = if args.is_empty() {
+        all_workloads()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
     for name in selected {
         let t = Instant::now();
         eprintln!("bench: {name} …");
@@ -278,7 +326,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                     move |s, _| {
                         Box::pin(async move {
                             let lock = s.lock("/bench/lock")?;
-                            Ok(Arc::new(Uncontended { lock, await_release }) as Arc<dyn Op>)
+                            Ok(Arc::new(Uncontended { lock, await_release }))
                         })
                     },
                     Vec::new,
@@ -299,7 +347,12 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                         let (counter, sections, violations) = (c2.clone(), s2.clone(), v2.clone());
                         Box::pin(async move {
                             let lock = s.lock("/bench/lock_contended")?;
-                            Ok(Arc::new(Contended { lock, counter, sections, violations }) as Arc<dyn Op>)
+                            Ok(Arc::new(Contended {
+                                lock,
+                                counter,
+                                sections,
+                                violations,
+                            }))
                         })
                     },
                     move || {
@@ -319,15 +372,33 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                     |s, _| {
                         Box::pin(async move {
                             let lock = s.lock("/bench/reentrant")?;
-                            Ok(Arc::new(Reentrant { lock, outer: Default::default() }) as Arc<dyn Op>)
+                            Ok(Arc::new(Reentrant {
+                                lock,
+                                outer: Default::default(),
+                            }))
                         })
                     },
                     Vec::new,
                 )
                 .await?
             }
+            "noop" => {
+                // Calibration: the harness's own cost per op (ticket, two clock reads, record).
+                run_workload(
+                    &cfg,
+                    name,
+                    1,
+                    200_000,
+                    |_, _| Box::pin(async { Ok(Arc::new(Noop)) }),
+                    Vec::new,
+                )
+                .await?
+            }
             other => {
-                println!("{}", serde_json::json!({"system": SYSTEM, "workload": other, "skipped": "not supported"}));
+                println!(
+                    "{}",
+                    serde_json::json!({"system": SYSTEM, "workload": other, "skipped": "not supported"})
+                );
             }
         }
         eprintln!("bench: {name} took {:.1}s", t.elapsed().as_secs_f64());

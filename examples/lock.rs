@@ -18,14 +18,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inside = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for worker in 0..4 {
-        let session = Session::builder(&connect).chroot("/lock-example").connect().await?;
+        let session = Session::builder(&connect)
+            .chroot("/lock-example")
+            .connect()
+            .await?;
         let inside = inside.clone();
         workers.push(tokio::spawn(async move {
             let lock = session.lock("/locks/printer")?;
             for job in 0..5 {
                 let guard = lock.lock().await?;
-                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two workers inside at once");
-                println!("worker {worker} prints job {job} (token {})", guard.fencing_token());
+                assert_eq!(
+                    inside.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two workers inside at once"
+                );
+                println!(
+                    "worker {worker} prints job {job} (token {})",
+                    guard.fencing_token()
+                );
                 // Reentrant: the owner may take it again without a round trip.
                 let nested = lock.lock().await?;
                 assert_eq!(lock.hold_count(), 2);

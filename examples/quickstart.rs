@@ -17,7 +17,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two sessions stand for two processes on two machines.
     let alice = Session::builder(&connect).chroot("/quickstart").connect().await?;
     let bob = Session::builder(&connect).chroot("/quickstart").connect().await?;
-    println!("alice's session {:#x}, bob's {:#x}: both {:?}", alice.id(), bob.id(), alice.state());
+    println!(
+        "alice's session {:#x}, bob's {:#x}: both {:?}",
+        alice.id(),
+        bob.id(),
+        alice.state()
+    );
 
     let alices_lock = alice.lock("/locks/report")?;
     let bobs_lock = bob.lock("/locks/report")?;
@@ -29,17 +34,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("bob could not get it within 200 ms: alice holds it"),
     }
     if let Some(holder) = bobs_lock.holder().await? {
-        println!("bob sees the holder: pid {} on {}, session {}", holder.pid, holder.host, holder.session);
+        println!(
+            "bob sees the holder: pid {} on {}, session {}",
+            holder.pid, holder.host, holder.session
+        );
     }
 
     // Writes that only land while the lock is still held.
-    guard.fenced().create("/report", b"written by alice".to_vec())?.commit().await?;
+    guard
+        .fenced()
+        .create("/report", b"written by alice".to_vec())?
+        .commit()
+        .await?;
     guard.release().await?;
     println!("alice released");
 
     let guard = bobs_lock.lock().await?;
-    println!("bob holds it now, token {} (larger: fencing order)", guard.fencing_token());
-    guard.fenced().set("/report", b"written by bob".to_vec())?.commit().await?;
+    println!(
+        "bob holds it now, token {} (larger: fencing order)",
+        guard.fencing_token()
+    );
+    guard
+        .fenced()
+        .set("/report", b"written by bob".to_vec())?
+        .commit()
+        .await?;
     guard.release().await?;
 
     alice.close().await?;

@@ -22,7 +22,9 @@ async fn proxied(proxy: &FaultProxy, chroot: &str, session_timeout: Duration) ->
 }
 
 async fn direct(chroot: &str) -> Session {
-    Session::connect(format!("{}{chroot}", common::server().connect_string())).await.unwrap()
+    Session::connect(format!("{}{chroot}", common::server().connect_string()))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -52,9 +54,14 @@ async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_sessi
     // The partitioned holder knows: suspended now, lost once it hears from the server again.
     assert_ne!(guard.state(), HoldState::Held);
     proxy.heal();
-    timeout(BOUND, guard.lost()).await.expect("lost() must complete after expiry");
+    timeout(BOUND, guard.lost())
+        .await
+        .expect("lost() must complete after expiry");
     assert_eq!(guard.state(), HoldState::Lost);
-    assert!(matches!(guard.release().await, Err(Error::SessionLost)), "release after loss reports it once");
+    assert!(
+        matches!(guard.release().await, Err(Error::SessionLost)),
+        "release after loss reports it once"
+    );
     their_guard.release().await.unwrap();
 }
 
@@ -66,16 +73,37 @@ async fn a_stale_holder_cannot_commit_a_fenced_write() {
     let fresh = direct(&chroot).await;
 
     let old = stale.lock("/f/lock").unwrap().lock().await.unwrap();
-    old.fenced().create("/f/resource", b"v0".to_vec()).unwrap().commit().await.unwrap();
+    old.fenced()
+        .create("/f/resource", b"v0".to_vec())
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
     proxy.stall(); // the holder is "paused": it hears nothing, the server expires it
-    let new = timeout(BOUND, fresh.lock("/f/lock").unwrap().lock()).await.unwrap().unwrap();
+    let new = timeout(BOUND, fresh.lock("/f/lock").unwrap().lock())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(new.fencing_token() > old.fencing_token());
     proxy.heal();
     // The stale holder tries to write as if it still held the lock: refused, nothing written.
-    let attempt = old.fenced().set("/f/resource", b"stale".to_vec()).unwrap().commit().await;
-    assert!(matches!(attempt, Err(Error::NotHeld { .. }) | Err(Error::SessionLost)), "{attempt:?}");
+    let attempt = old
+        .fenced()
+        .set("/f/resource", b"stale".to_vec())
+        .unwrap()
+        .commit()
+        .await;
+    assert!(
+        matches!(attempt, Err(Error::NotHeld { .. }) | Err(Error::SessionLost)),
+        "{attempt:?}"
+    );
     // The resource is still at version 0 (a check of version 0 passes under the new holder).
-    new.fenced().check("/f/resource", 0).unwrap().commit().await.unwrap();
+    new.fenced()
+        .check("/f/resource", 0)
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
     new.release().await.unwrap();
 }
 
@@ -89,11 +117,18 @@ async fn a_waiter_whose_session_expires_gets_session_lost_never_a_guard() {
     let lock = waiter.lock("/w/lock").unwrap();
     let pending = tokio::spawn(async move { lock.lock().await.map(|_| ()) });
     let observer = holder.lock("/w/lock").unwrap();
-    common::eventually(10, "waiter queued", || async { observer.queue_len().await.unwrap() == 2 }).await;
+    common::eventually(10, "waiter queued", || async {
+        observer.queue_len().await.unwrap() == 2
+    })
+    .await;
     expire_session(&waiter, &proxy).await.unwrap();
     let outcome = timeout(BOUND, pending).await.unwrap().unwrap();
     assert!(matches!(outcome, Err(Error::SessionLost)), "{outcome:?}");
-    assert_eq!(observer.queue_len().await.unwrap(), 1, "the expired waiter's node is gone");
+    assert_eq!(
+        observer.queue_len().await.unwrap(),
+        1,
+        "the expired waiter's node is gone"
+    );
     guard.release().await.unwrap();
 }
 
@@ -105,16 +140,31 @@ async fn when_the_next_in_line_dies_the_one_after_still_waits_for_the_holder() {
     let observer = a.lock("/n/lock").unwrap();
     let b_lock = b.lock("/n/lock").unwrap();
     let b_task = tokio::spawn(async move { b_lock.lock().await.map(|_| ()) });
-    common::eventually(10, "b queued", || async { observer.queue_len().await.unwrap() == 2 }).await;
+    common::eventually(10, "b queued", || async {
+        observer.queue_len().await.unwrap() == 2
+    })
+    .await;
     let c_lock = c.lock("/n/lock").unwrap();
     let mut c_task = tokio::spawn(async move { c_lock.lock().await.map(|g| g.fencing_token()) });
-    common::eventually(10, "c queued", || async { observer.queue_len().await.unwrap() == 3 }).await;
+    common::eventually(10, "c queued", || async {
+        observer.queue_len().await.unwrap() == 3
+    })
+    .await;
 
     b.close().await.unwrap(); // b's node goes with its session
-    assert!(matches!(timeout(BOUND, b_task).await.unwrap().unwrap(), Err(Error::Closed | Error::SessionLost)));
-    common::eventually(10, "b's node removed", || async { observer.queue_len().await.unwrap() == 2 }).await;
+    assert!(matches!(
+        timeout(BOUND, b_task).await.unwrap().unwrap(),
+        Err(Error::Closed | Error::SessionLost)
+    ));
+    common::eventually(10, "b's node removed", || async {
+        observer.queue_len().await.unwrap() == 2
+    })
+    .await;
     // c was woken by b's disappearance; it must go back to waiting for a.
-    assert!(timeout(Duration::from_millis(500), &mut c_task).await.is_err(), "c acquired while a held the lock");
+    assert!(
+        timeout(Duration::from_millis(500), &mut c_task).await.is_err(),
+        "c acquired while a held the lock"
+    );
     let a_token = guard.fencing_token();
     guard.release().await.unwrap();
     let c_token = timeout(BOUND, c_task).await.unwrap().unwrap().unwrap();
@@ -141,7 +191,11 @@ async fn a_cut_during_create_or_release_leaves_no_orphan_and_the_lock_works() {
         proxy.cut();
         proxy.heal();
         let guard = timeout(BOUND, pending).await.unwrap().unwrap().unwrap();
-        assert_eq!(observer.queue_len().await.unwrap(), 1, "exactly one node: no orphan from the cut create");
+        assert_eq!(
+            observer.queue_len().await.unwrap(),
+            1,
+            "exactly one node: no orphan from the cut create"
+        );
         guard.release().await.unwrap();
         assert_eq!(observer.queue_len().await.unwrap(), 0);
     }
@@ -154,7 +208,11 @@ async fn a_cut_during_create_or_release_leaves_no_orphan_and_the_lock_works() {
         proxy.cut();
         proxy.heal();
         timeout(BOUND, release).await.unwrap().unwrap().unwrap();
-        assert_eq!(observer.queue_len().await.unwrap(), 0, "no orphan after a cut release");
+        assert_eq!(
+            observer.queue_len().await.unwrap(),
+            0,
+            "no orphan after a cut release"
+        );
         let g = timeout(BOUND, observer.lock()).await.unwrap().unwrap();
         g.release().await.unwrap();
     }
@@ -208,15 +266,29 @@ async fn contenders_survive_a_server_crash_and_restart_without_overlap() {
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(
-            Session::builder(server.connect_string()).session_timeout(Duration::from_secs(4)).connect().await.unwrap(),
+            Session::builder(server.connect_string())
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await
+                .unwrap(),
         );
     }
     let (inside, overlaps, done) = Default::default();
     let inside: Arc<AtomicUsize> = inside;
     let overlaps: Arc<AtomicUsize> = overlaps;
     let done: Arc<AtomicUsize> = done;
-    let tasks = contenders(&sessions, "/crash/lock", inside, overlaps.clone(), done.clone(), 30);
-    common::eventually(30, "some progress before the crash", || async { done.load(Ordering::SeqCst) >= 10 }).await;
+    let tasks = contenders(
+        &sessions,
+        "/crash/lock",
+        inside,
+        overlaps.clone(),
+        done.clone(),
+        30,
+    );
+    common::eventually(30, "some progress before the crash", || async {
+        done.load(Ordering::SeqCst) >= 10
+    })
+    .await;
     server.kill().unwrap();
     server.restart().unwrap();
     for t in tasks {
@@ -241,7 +313,14 @@ async fn an_ensemble_losing_nodes_keeps_sessions_and_exclusion() {
     }
     let ids: Vec<i64> = sessions.iter().map(Session::id).collect();
     let (inside, overlaps, done): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
-    let tasks = contenders(&sessions, "/ensemble/lock", inside, overlaps.clone(), done.clone(), 20);
+    let tasks = contenders(
+        &sessions,
+        "/ensemble/lock",
+        inside,
+        overlaps.clone(),
+        done.clone(),
+        20,
+    );
     // Lose a follower while contenders run.
     common::eventually(30, "progress", || async { done.load(Ordering::SeqCst) >= 5 }).await;
     let follower = ensemble.follower_indices()[0];
@@ -258,7 +337,10 @@ async fn an_ensemble_losing_nodes_keeps_sessions_and_exclusion() {
         ensemble.node(i).kill().unwrap();
         for (session, id) in sessions.iter().zip(&ids) {
             let lock = session.lock("/ensemble/after").unwrap();
-            let guard = timeout(Duration::from_secs(30), lock.lock()).await.unwrap().unwrap();
+            let guard = timeout(Duration::from_secs(30), lock.lock())
+                .await
+                .unwrap()
+                .unwrap();
             guard.release().await.unwrap();
             assert_eq!(session.id(), *id, "the session survived losing node {i}");
         }

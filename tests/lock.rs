@@ -43,7 +43,10 @@ async fn mutual_exclusion_and_fencing_order_across_sessions() {
     let grants = grants.lock().unwrap();
     assert_eq!(grants.len(), SESSIONS * CYCLES);
     for pair in grants.windows(2) {
-        assert!(pair[0].0 < pair[1].0, "fencing tokens must strictly increase in grant order: {pair:?}");
+        assert!(
+            pair[0].0 < pair[1].0,
+            "fencing tokens must strictly increase in grant order: {pair:?}"
+        );
     }
     // Every session got its turns (no starvation).
     for i in 0..SESSIONS {
@@ -67,7 +70,10 @@ async fn waiters_are_served_in_arrival_order() {
             g.release().await.unwrap();
         }));
         // Wait until this waiter is queued before starting the next one.
-        common::eventually(10, "waiter queued", || async { holder.queue_len().await.unwrap() == i + 1 }).await;
+        common::eventually(10, "waiter queued", || async {
+            holder.queue_len().await.unwrap() == i + 1
+        })
+        .await;
     }
     guard.release().await.unwrap();
     for t in tasks {
@@ -128,7 +134,10 @@ async fn reentrant_hold_counts_follow_a_reference_model() {
                 drop(guards.pop());
             }
             _ => {
-                assert!(matches!(lock.unlock().await, Err(Error::NotHeld { .. })), "step {step}");
+                assert!(
+                    matches!(lock.unlock().await, Err(Error::NotHeld { .. })),
+                    "step {step}"
+                );
             }
         }
         if model == 0 {
@@ -141,8 +150,14 @@ async fn reentrant_hold_counts_follow_a_reference_model() {
         g.release().await.unwrap();
     }
     assert_eq!(lock.hold_count(), 0);
-    let theirs = observer.lock(format!("{}/reentrant/lock", session.chroot().unwrap())).unwrap();
-    assert_eq!(theirs.queue_len().await.unwrap(), 0, "all holds released: no node left");
+    let theirs = observer
+        .lock(format!("{}/reentrant/lock", session.chroot().unwrap()))
+        .unwrap();
+    assert_eq!(
+        theirs.queue_len().await.unwrap(),
+        0,
+        "all holds released: no node left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,10 +204,18 @@ async fn try_lock_for_gives_up_within_its_bound_and_leaves_no_node() {
     assert!(got.is_none());
     assert!(took >= Duration::from_millis(300), "gave up early: {took:?}");
     assert!(took < Duration::from_secs(3), "bound not respected: {took:?}");
-    assert_eq!(a.queue_len().await.unwrap(), 1, "the timed-out contender's node is gone");
+    assert_eq!(
+        a.queue_len().await.unwrap(),
+        1,
+        "the timed-out contender's node is gone"
+    );
     // And it succeeds when the lock frees up within the bound.
-    let waiter = tokio::spawn(async move { b.try_lock_for(Duration::from_secs(10)).await.unwrap().is_some() });
-    common::eventually(10, "waiter queued", || async { a.queue_len().await.unwrap() == 2 }).await;
+    let waiter =
+        tokio::spawn(async move { b.try_lock_for(Duration::from_secs(10)).await.unwrap().is_some() });
+    common::eventually(10, "waiter queued", || async {
+        a.queue_len().await.unwrap() == 2
+    })
+    .await;
     guard.release().await.unwrap();
     assert!(waiter.await.unwrap());
 }
@@ -209,7 +232,10 @@ async fn dropped_waiting_futures_leave_no_node() {
             waiters.push(tokio::spawn(async move { lock.lock().await.map(|_| ()) }));
         }
     }
-    common::eventually(10, "all waiters queued", || async { holder.queue_len().await.unwrap() == 7 }).await;
+    common::eventually(10, "all waiters queued", || async {
+        holder.queue_len().await.unwrap() == 7
+    })
+    .await;
     for w in &waiters {
         w.abort();
     }
@@ -222,7 +248,10 @@ async fn dropped_waiting_futures_leave_no_node() {
         let lock = sessions[1].lock("/cancel/lock").unwrap();
         let _ = timeout(Duration::from_micros(1), lock.lock()).await;
     }
-    common::eventually(10, "in-flight creates swept", || async { holder.queue_len().await.unwrap() == 1 }).await;
+    common::eventually(10, "in-flight creates swept", || async {
+        holder.queue_len().await.unwrap() == 1
+    })
+    .await;
     assert_eq!(guard.state(), HoldState::Held);
     guard.release().await.unwrap();
     assert_eq!(holder.queue_len().await.unwrap(), 0);
@@ -249,13 +278,25 @@ async fn fencing_tokens_increase_even_when_the_directory_is_recreated() {
     let lock = session.lock("/fence/lock").unwrap();
     let first = lock.lock().await.unwrap();
     let t1 = first.fencing_token();
-    first.fenced().create("/fence/resource", b"one".to_vec()).unwrap().commit().await.unwrap();
+    first
+        .fenced()
+        .create("/fence/resource", b"one".to_vec())
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
     first.release().await.unwrap();
     // The (container) directory is now empty; whether or not the server reaps it in between,
     // the next holder's token is larger.
     let second = lock.lock().await.unwrap();
     assert!(second.fencing_token() > t1);
-    second.fenced().set("/fence/resource", b"two".to_vec()).unwrap().commit().await.unwrap();
+    second
+        .fenced()
+        .set("/fence/resource", b"two".to_vec())
+        .unwrap()
+        .commit()
+        .await
+        .unwrap();
     second.release().await.unwrap();
 }
 

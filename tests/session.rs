@@ -35,7 +35,11 @@ async fn cut_and_heal_suspends_then_reconnects_the_same_session() {
     wait_state(&session, SessionState::Suspended).await;
     proxy.heal();
     wait_state(&session, SessionState::Connected).await;
-    assert_eq!(session.id(), id, "a reconnect within the session timeout keeps the ZooKeeper session");
+    assert_eq!(
+        session.id(),
+        id,
+        "a reconnect within the session timeout keeps the ZooKeeper session"
+    );
 
     // And it works.
     let lock = session.lock("/after-heal").unwrap();
@@ -57,16 +61,23 @@ async fn expiry_reports_lost_then_new_work_runs_on_a_new_session() {
 
     expire_session(&session, &proxy).await.unwrap();
     // The stream saw the loss (Lost, or at least a new ZooKeeper session).
-    let seen = timeout(BOUND, states.wait_for(|s| s == SessionState::Lost || s == SessionState::Connected))
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = timeout(
+        BOUND,
+        states.wait_for(|s| s == SessionState::Lost || s == SessionState::Connected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(matches!(seen, SessionState::Lost | SessionState::Connected));
 
     // New work succeeds, on a new ZooKeeper session.
     let lock = session.lock("/after-expiry").unwrap();
     let guard = timeout(BOUND, lock.lock()).await.unwrap().unwrap();
-    assert_ne!(session.id(), old_id, "after expiry, work runs on a new ZooKeeper session");
+    assert_ne!(
+        session.id(),
+        old_id,
+        "after expiry, work runs on a new ZooKeeper session"
+    );
     assert_eq!(session.state(), SessionState::Connected);
     guard.release().await.unwrap();
 }
@@ -83,7 +94,10 @@ async fn creator_only_acl_keeps_other_sessions_out() {
         .unwrap();
     let lock = owner.lock("/private/lock").unwrap();
     let guard = lock.lock().await.unwrap();
-    assert!(lock.holder().await.unwrap().is_some(), "the creator reads its own lock");
+    assert!(
+        lock.holder().await.unwrap().is_some(),
+        "the creator reads its own lock"
+    );
 
     // A session without the digest: a permission error, never data.
     let stranger = Session::connect(server.connect_string()).await.unwrap();
@@ -97,7 +111,11 @@ async fn creator_only_acl_keeps_other_sessions_out() {
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
     // A session with the same digest gets in.
-    let friend = Session::builder(server.connect_string()).digest_auth("alice", "secret").connect().await.unwrap();
+    let friend = Session::builder(server.connect_string())
+        .digest_auth("alice", "secret")
+        .connect()
+        .await
+        .unwrap();
     let friends = friend.lock(format!("{chroot}/private/lock")).unwrap();
     assert_eq!(friends.queue_len().await.unwrap(), 1);
     guard.release().await.unwrap();
@@ -105,7 +123,10 @@ async fn creator_only_acl_keeps_other_sessions_out() {
 
 #[tokio::test]
 async fn creator_only_without_credentials_is_a_config_error() {
-    let err = Session::builder(common::server().connect_string()).acl(AclPolicy::CreatorOnly).connect().await;
+    let err = Session::builder(common::server().connect_string())
+        .acl(AclPolicy::CreatorOnly)
+        .connect()
+        .await;
     assert!(matches!(err, Err(Error::Config(_))), "{err:?}");
 }
 
@@ -137,8 +158,21 @@ async fn bad_paths_are_rejected_before_any_request() {
     let msg = session.lock("locks/a").unwrap_err().to_string();
     assert!(msg.contains("must start with '/'"), "{msg}");
     // Bad chroots too, at connect time.
-    let err = Session::builder(common::server().connect_string()).chroot("app").connect().await.unwrap_err();
-    assert!(matches!(err, Error::InvalidPath { rule: PathRule::NoLeadingSlash, .. }), "{err:?}");
+    let err = Session::builder(common::server().connect_string())
+        .chroot("app")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidPath {
+                rule: PathRule::NoLeadingSlash,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -159,8 +193,19 @@ async fn oversized_writes_are_refused_before_sending_and_the_session_stays_healt
     };
     let too_big = vec![7u8; 2 * 1024 * 1024];
     for _ in 0..5 {
-        match guard.fenced().create("/size/big", too_big.clone()).unwrap().commit().await {
-            Err(Error::ValueTooLarge { frame_bytes, limit_bytes, payload_bytes, .. }) => {
+        match guard
+            .fenced()
+            .create("/size/big", too_big.clone())
+            .unwrap()
+            .commit()
+            .await
+        {
+            Err(Error::ValueTooLarge {
+                frame_bytes,
+                limit_bytes,
+                payload_bytes,
+                ..
+            }) => {
                 assert_eq!(payload_bytes, too_big.len());
                 assert!(frame_bytes > limit_bytes);
                 assert_eq!(limit_bytes, 1_048_575);
@@ -197,14 +242,21 @@ async fn close_releases_everything_and_later_calls_say_closed() {
     let other = b.lock("/close/lock").unwrap();
     let guard = timeout(BOUND, other.lock()).await.unwrap().unwrap();
     assert!(matches!(held.release().await, Err(Error::SessionLost)));
-    assert!(matches!(a.lock("/close/x").unwrap().lock().await, Err(Error::Closed)));
+    assert!(matches!(
+        a.lock("/close/x").unwrap().lock().await,
+        Err(Error::Closed)
+    ));
     guard.release().await.unwrap();
 }
 
 #[tokio::test]
 async fn connecting_to_nothing_says_so() {
     // A port nobody listens on: bind and drop.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let err = Session::builder(format!("127.0.0.1:{port}"))
         .session_timeout(Duration::from_millis(500))
         .connect()
@@ -217,7 +269,10 @@ async fn connecting_to_nothing_says_so() {
 #[test]
 fn a_session_needs_a_runtime() {
     let err = futures_lite_block_on(Session::connect("127.0.0.1:1"));
-    assert!(matches!(err, Err(Error::Config(ref m)) if m.contains("tokio runtime")), "{err:?}");
+    assert!(
+        matches!(err, Err(Error::Config(ref m)) if m.contains("tokio runtime")),
+        "{err:?}"
+    );
 }
 
 /// Polls a future to completion on the current thread without a tokio runtime.

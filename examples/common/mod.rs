@@ -16,7 +16,9 @@ pub fn zookeeper(var: &str) -> Result<(String, Option<ZkServer>), Box<dyn std::e
         }
     }
     eprintln!("{var} is not set: starting a private ZooKeeper server for this run …");
-    let server = ZkServer::builder().tick_time(std::time::Duration::from_millis(500)).start()?;
+    let server = ZkServer::builder()
+        .tick_time(std::time::Duration::from_millis(500))
+        .start()?;
     eprintln!("private ZooKeeper listening on {}", server.connect_string());
     Ok((server.connect_string(), Some(server)))
 }

@@ -16,7 +16,9 @@ pub fn server() -> &'static ZkServer {
 
 /// `n` sessions in one fresh chroot on the shared server.
 pub async fn sessions(prefix: &str, n: usize) -> Vec<Session> {
-    let first = session_in_fresh_chroot(&server().connect_string(), prefix).await.expect("connect");
+    let first = session_in_fresh_chroot(&server().connect_string(), prefix)
+        .await
+        .expect("connect");
     let chroot = first.chroot().expect("chroot").to_string();
     let mut all = vec![first];
     for _ in 1..n {
@@ -45,7 +47,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !probe().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

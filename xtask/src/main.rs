@@ -27,7 +27,18 @@ fn main() -> ExitCode {
     }
     let status = match task.as_str() {
         "setup" => return ExitCode::SUCCESS,
-        "demo" => cargo(&["run", "--release", "-p", "mazurka-examples", "--example", "quickstart", "--"], &extra),
+        "demo" => cargo(
+            &[
+                "run",
+                "--release",
+                "-p",
+                "mazurka-examples",
+                "--example",
+                "quickstart",
+                "--",
+            ],
+            &extra,
+        ),
         "test" => cargo(&["test", "--workspace", "--all-targets"], &extra)
             .and_then(|()| cargo(&["test", "--workspace", "--doc"], &extra)),
         other => {
@@ -59,7 +70,10 @@ fn cargo(args: &[&str], extra: &[String]) -> Result<(), String> {
 }
 
 fn have_java() -> bool {
-    Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success())
+    Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn have_zookeeper() -> bool {
@@ -70,11 +84,17 @@ fn have_zookeeper() -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn have_passwordless_sudo() -> bool {
-    Command::new("sudo").args(["-n", "true"]).output().is_ok_and(|o| o.status.success())
+    Command::new("sudo")
+        .args(["-n", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Installs Java and ZooKeeper when missing; a no-op when both are there.
@@ -106,7 +126,10 @@ fn ensure_zookeeper() -> Result<(), String> {
         if status.success() {
             Ok(())
         } else {
-            Err(format!("`{}` failed ({status}); run it by hand: {install}", all.join(" ")))
+            Err(format!(
+                "`{}` failed ({status}); run it by hand: {install}",
+                all.join(" ")
+            ))
         }
     };
     run(&["apt-get", "update", "-q"])?;
@@ -116,6 +139,8 @@ fn ensure_zookeeper() -> Result<(), String> {
     if have_java() && have_zookeeper() {
         Ok(())
     } else {
-        Err(format!("installed {PACKAGES:?} but still cannot find java or /usr/share/java/zookeeper.jar"))
+        Err(format!(
+            "installed {PACKAGES:?} but still cannot find java or /usr/share/java/zookeeper.jar"
+        ))
     }
 }

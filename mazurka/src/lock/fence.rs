@@ -6,10 +6,23 @@ use crate::session::{CreateMode, MultiOp, MultiOutcome, Session};
 
 #[derive(Debug)]
 enum Write {
-    Set { path: ZnodePath, data: Vec<u8>, version: Option<i32> },
-    Create { path: ZnodePath, data: Vec<u8> },
-    Delete { path: ZnodePath, version: Option<i32> },
-    Check { path: ZnodePath, version: i32 },
+    Set {
+        path: ZnodePath,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Create {
+        path: ZnodePath,
+        data: Vec<u8>,
+    },
+    Delete {
+        path: ZnodePath,
+        version: Option<i32>,
+    },
+    Check {
+        path: ZnodePath,
+        version: i32,
+    },
 }
 
 /// A batch of writes committed in one ZooKeeper `multi` together with a `check` that the lock
@@ -32,7 +45,12 @@ pub struct Fenced<'a> {
 
 impl<'a> Fenced<'a> {
     pub(crate) fn new(session: &'a Session, holder_node: &'a str, lock_path: &'a ZnodePath) -> Self {
-        Fenced { session, holder_node, lock_path, writes: Vec::new() }
+        Fenced {
+            session,
+            holder_node,
+            lock_path,
+            writes: Vec::new(),
+        }
     }
 
     /// Sets the data of an existing znode (any version).
@@ -40,7 +58,11 @@ impl<'a> Fenced<'a> {
     /// # Errors
     /// [`Error::InvalidPath`] for a bad path.
     pub fn set(mut self, path: &str, data: Vec<u8>) -> Result<Self> {
-        self.writes.push(Write::Set { path: ZnodePath::new(path)?, data, version: None });
+        self.writes.push(Write::Set {
+            path: ZnodePath::new(path)?,
+            data,
+            version: None,
+        });
         Ok(self)
     }
 
@@ -49,7 +71,11 @@ impl<'a> Fenced<'a> {
     /// # Errors
     /// [`Error::InvalidPath`] for a bad path.
     pub fn set_if_version(mut self, path: &str, data: Vec<u8>, version: i32) -> Result<Self> {
-        self.writes.push(Write::Set { path: ZnodePath::new(path)?, data, version: Some(version) });
+        self.writes.push(Write::Set {
+            path: ZnodePath::new(path)?,
+            data,
+            version: Some(version),
+        });
         Ok(self)
     }
 
@@ -58,7 +84,10 @@ impl<'a> Fenced<'a> {
     /// # Errors
     /// [`Error::InvalidPath`] for a bad path.
     pub fn create(mut self, path: &str, data: Vec<u8>) -> Result<Self> {
-        self.writes.push(Write::Create { path: ZnodePath::new(path)?, data });
+        self.writes.push(Write::Create {
+            path: ZnodePath::new(path)?,
+            data,
+        });
         Ok(self)
     }
 
@@ -67,7 +96,10 @@ impl<'a> Fenced<'a> {
     /// # Errors
     /// [`Error::InvalidPath`] for a bad path.
     pub fn delete(mut self, path: &str) -> Result<Self> {
-        self.writes.push(Write::Delete { path: ZnodePath::new(path)?, version: None });
+        self.writes.push(Write::Delete {
+            path: ZnodePath::new(path)?,
+            version: None,
+        });
         Ok(self)
     }
 
@@ -76,7 +108,10 @@ impl<'a> Fenced<'a> {
     /// # Errors
     /// [`Error::InvalidPath`] for a bad path.
     pub fn check(mut self, path: &str, version: i32) -> Result<Self> {
-        self.writes.push(Write::Check { path: ZnodePath::new(path)?, version });
+        self.writes.push(Write::Check {
+            path: ZnodePath::new(path)?,
+            version,
+        });
         Ok(self)
     }
 
@@ -92,20 +127,37 @@ impl<'a> Fenced<'a> {
     /// whether it applied is then unknown.
     pub async fn commit(self) -> Result<()> {
         let mut ops = Vec::with_capacity(self.writes.len() + 1);
-        ops.push(MultiOp::Check { path: self.holder_node, version: 0 });
+        ops.push(MultiOp::Check {
+            path: self.holder_node,
+            version: 0,
+        });
         for write in &self.writes {
             ops.push(match write {
-                Write::Set { path, data, version } => MultiOp::Set { path: path.as_str(), data, version: *version },
-                Write::Create { path, data } => {
-                    MultiOp::Create { path: path.as_str(), data, mode: CreateMode::Persistent }
-                }
-                Write::Delete { path, version } => MultiOp::Delete { path: path.as_str(), version: *version },
-                Write::Check { path, version } => MultiOp::Check { path: path.as_str(), version: *version },
+                Write::Set { path, data, version } => MultiOp::Set {
+                    path: path.as_str(),
+                    data,
+                    version: *version,
+                },
+                Write::Create { path, data } => MultiOp::Create {
+                    path: path.as_str(),
+                    data,
+                    mode: CreateMode::Persistent,
+                },
+                Write::Delete { path, version } => MultiOp::Delete {
+                    path: path.as_str(),
+                    version: *version,
+                },
+                Write::Check { path, version } => MultiOp::Check {
+                    path: path.as_str(),
+                    version: *version,
+                },
             });
         }
         match self.session.multi(&ops).await? {
             MultiOutcome::Committed(_) => Ok(()),
-            MultiOutcome::Refused { index: 0, .. } => Err(Error::NotHeld { path: self.lock_path.to_string() }),
+            MultiOutcome::Refused { index: 0, .. } => Err(Error::NotHeld {
+                path: self.lock_path.to_string(),
+            }),
             MultiOutcome::Refused { error, .. } => Err(error),
         }
     }

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use super::fence::Fenced;
-use super::mutex::Release;
-use super::mutex::DistributedLock;
-use super::recipe::Node;
+use super::mutex::{DistributedLock, Holding, Release};
 use crate::error::Result;
 use crate::session::{NodeEvent, SessionState};
 
@@ -28,40 +26,43 @@ pub enum HoldState {
 #[clippy::has_significant_drop]
 #[derive(Debug)]
 pub struct LockGuard {
-    lock: DistributedLock,
+    holding: Arc<Holding>,
     hold: u64,
-    node: Arc<Node>,
     done: bool,
 }
 
 impl LockGuard {
-    pub(crate) fn new(lock: DistributedLock, hold: u64, node: Arc<Node>) -> LockGuard {
-        LockGuard { lock, hold, node, done: false }
+    pub(crate) fn new(holding: Arc<Holding>, hold: u64) -> LockGuard {
+        LockGuard {
+            holding,
+            hold,
+            done: false,
+        }
     }
 
     /// The lock this guard holds.
     pub fn lock(&self) -> &DistributedLock {
-        &self.lock
+        &self.holding.lock
     }
 
     /// The fencing token: the creation zxid of the winning node. Strictly increasing across
     /// successive holders of the lock's path (also when its directory was removed and recreated),
     /// so a resource that remembers the largest token it has seen can refuse stale holders.
     pub fn fencing_token(&self) -> i64 {
-        self.node.czxid
+        self.holding.node.czxid
     }
 
     /// The path of this holder's node (for `check` ops of your own).
     pub fn node_path(&self) -> &str {
-        &self.node.path
+        &self.holding.node.path
     }
 
     /// Whether the hold is still valid, as far as this process can tell without a request.
     pub fn state(&self) -> HoldState {
-        if self.lock.is_lost(&self.node) {
+        if self.holding.lock.is_lost(&self.holding.node) {
             return HoldState::Lost;
         }
-        match self.lock.session.state() {
+        match self.holding.lock.inner.session.state() {
             SessionState::Connected => HoldState::Held,
             SessionState::Suspended => HoldState::Suspended,
             SessionState::Lost | SessionState::Closed => HoldState::Lost,
@@ -73,19 +74,19 @@ impl LockGuard {
     /// # Cancel safety
     /// Cancel safe. The first call sets a watch on the node (one request).
     pub async fn lost(&self) {
-        let session = &self.lock.session;
-        let generation = self.node.generation;
+        let session = &self.holding.lock.inner.session;
+        let generation = self.holding.node.generation;
         let mut states = session.states();
         let session_lost = states.rx.wait_for(|s| {
             s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
         });
         let node_gone = async {
             loop {
-                match session.exists_and_watch(&self.node.path).await {
+                match session.exists_and_watch(&self.holding.node.path).await {
                     Ok((None, _)) => return,
                     Ok((Some(_), watch)) => match watch.changed().await {
                         NodeEvent::Deleted => return,
-                        NodeEvent::SessionEnded if self.lock.is_lost(&self.node) => return,
+                        NodeEvent::SessionEnded if self.holding.lock.is_lost(&self.holding.node) => return,
                         _ => {}
                     },
                     Err(err) if err.is_retryable() => {}
@@ -102,7 +103,11 @@ impl LockGuard {
     /// Writes to ZooKeeper that commit only if this hold is still valid: the returned builder's
     /// `multi` starts with a `check` of the holder's node.
     pub fn fenced(&self) -> Fenced<'_> {
-        Fenced::new(&self.lock.session, &self.node.path, &self.lock.path)
+        Fenced::new(
+            &self.holding.lock.inner.session,
+            &self.holding.node.path,
+            &self.holding.lock.inner.path,
+        )
     }
 
     /// Releases this hold and waits for the server to confirm when it was the last one.
@@ -112,12 +117,19 @@ impl LockGuard {
     /// error from the delete.
     ///
     /// # Cancel safety
-    /// The release is sent when first polled; cancelling only stops waiting for the reply.
-    pub async fn release(mut self) -> Result<()> {
+    /// The hold is given up, and the delete of the last hold's node sent, when this is *called*;
+    /// the returned future only waits for the reply, and dropping it stops only that wait.
+    pub fn release(mut self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         self.done = true;
-        self.lock.release_hold(self.hold, Some(&self.node)).finish().await
+        let release = self.holding.lock.release_hold(&self.holding, self.hold);
+        async move {
+            match release {
+                Release::Done(result) => result,
+                // Boxed: the retry loop is large, and the reentrant path should not carry it.
+                deleting => Box::pin(deleting.finish()).await,
+            }
+        }
     }
-
 }
 
 impl Drop for LockGuard {
@@ -125,12 +137,12 @@ impl Drop for LockGuard {
         if self.done {
             return;
         }
-        match self.lock.release_hold(self.hold, Some(&self.node)) {
+        match self.holding.lock.release_hold(&self.holding, self.hold) {
             Release::Done(Ok(())) => {}
             Release::Done(Err(err)) => tracing::debug!(%err, "dropped a guard of a lost lock"),
             deleting => {
                 // The delete is on the wire already; only its outcome is awaited here.
-                self.lock.session.runtime().spawn(async move {
+                self.holding.lock.inner.session.runtime().spawn(async move {
                     if let Err(err) = deleting.finish().await {
                         tracing::debug!(%err, "background lock release reported an error");
                     }

@@ -1,6 +1,5 @@
 //! The distributed reentrant lock: ZooKeeper's "Locks" recipe, reentrant per task.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use super::owner::Owner;
 use super::recipe::{self, Enqueued, Entry, Node, Turn};
 use crate::error::{Error, Result};
 use crate::path::ZnodePath;
-use crate::session::{Session, SessionState};
+use crate::session::Session;
 
 /// Node kind of an exclusive contender.
 const KIND: &str = "lock";
@@ -32,15 +31,18 @@ pub(crate) struct Local {
 #[derive(Debug)]
 pub(crate) struct Held {
     pub(crate) owner: Owner,
-    pub(crate) node: Arc<Node>,
+    pub(crate) holding: Arc<Holding>,
     /// One id per outstanding hold, innermost last; the hold count is its length.
     pub(crate) holds: Vec<u64>,
+    next_id: u64,
 }
 
-/// Hold ids are unique in the process, so a stale guard can never release a later hold.
-fn next_hold_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+/// One acquisition of the lock in ZooKeeper (one node), shared by all its reentrant guards.
+/// Guards compare it by identity, so a stale guard never touches a later acquisition's holds.
+#[derive(Debug)]
+pub(crate) struct Holding {
+    pub(crate) lock: DistributedLock,
+    pub(crate) node: Node,
 }
 
 /// A distributed, reentrant, fair (FIFO) mutual-exclusion lock on a znode path — a
@@ -59,9 +61,14 @@ fn next_hold_id() -> u64 {
 /// ```
 #[derive(Debug, Clone)]
 pub struct DistributedLock {
+    // One allocation shared by clones and guards: a guard costs one reference count.
+    pub(crate) inner: Arc<LockInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LockInner {
     pub(crate) session: Session,
-    // Shared so that cloning a lock (every guard holds one) allocates nothing.
-    pub(crate) path: Arc<ZnodePath>,
+    pub(crate) path: ZnodePath,
     pub(crate) local: Arc<Local>,
 }
 
@@ -86,12 +93,18 @@ impl DistributedLock {
             return Err(Error::invalid_path("/", crate::PathRule::Reserved));
         }
         let local = session.shared_state::<Local>(&format!("lock:{path}"));
-        Ok(DistributedLock { session: session.clone(), path: Arc::new(path), local })
+        Ok(DistributedLock {
+            inner: Arc::new(LockInner {
+                session: session.clone(),
+                path,
+                local,
+            }),
+        })
     }
 
     /// The lock's path.
     pub fn path(&self) -> &ZnodePath {
-        &self.path
+        &self.inner.path
     }
 
     /// Acquires the lock, waiting as long as it takes.
@@ -104,7 +117,10 @@ impl DistributedLock {
     /// Cancel safe: dropping the future removes this contender's node (in the background), also
     /// when the create request was in flight.
     pub async fn lock(&self) -> Result<LockGuard> {
-        self.acquire(None).await?.ok_or(Error::Timeout { operation: "lock", after: Duration::MAX })
+        self.acquire(None).await?.ok_or(Error::Timeout {
+            operation: "lock",
+            after: Duration::MAX,
+        })
     }
 
     /// Acquires the lock only if nobody holds it or waits for it now.
@@ -131,12 +147,20 @@ impl DistributedLock {
     }
 
     async fn acquire(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        // The owner is whoever polls: decided here, not when the future was made.
         let owner = Owner::current();
         if let Some(guard) = self.reenter(owner) {
             return Ok(Some(guard));
         }
-        let mut contender = Enqueued::new(&self.session, self.path.as_str(), KIND);
-        contender.create(&HolderInfo::for_this_process(self.session.id()).to_bytes()).await?;
+        // The queue's state machine is large; boxed, it costs the reentrant path nothing.
+        Box::pin(self.enqueue(owner, deadline)).await
+    }
+
+    async fn enqueue(&self, owner: Owner, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        let mut contender = Enqueued::new(&self.inner.session, self.inner.path.as_str(), KIND);
+        contender
+            .create(&HolderInfo::for_this_process(self.inner.session.id()).to_bytes())
+            .await?;
         match contender.wait_turn(blocker, deadline).await? {
             Turn::Acquired => {}
             Turn::TimedOut => {
@@ -145,33 +169,41 @@ impl DistributedLock {
             }
         }
         let node = contender.into_node().ok_or(Error::SessionLost)?;
-        Ok(Some(self.install(owner, Arc::new(node))))
+        Ok(Some(self.install(owner, node)))
     }
 
     /// A further hold for an owner that already holds the lock (no request).
     fn reenter(&self, owner: Owner) -> Option<LockGuard> {
-        let mut held = self.local.held.lock().ok()?;
+        let mut held = self.inner.local.held.lock().ok()?;
         let h = held.as_mut().filter(|h| h.owner == owner)?;
-        if self.is_lost(&h.node) {
+        if self.is_lost(&h.holding.node) {
             return None;
         }
-        let id = next_hold_id();
+        let id = h.next_id;
+        h.next_id += 1;
         h.holds.push(id);
-        Some(LockGuard::new(self.clone(), id, h.node.clone()))
+        Some(LockGuard::new(h.holding.clone(), id))
     }
 
-    fn install(&self, owner: Owner, node: Arc<Node>) -> LockGuard {
-        let id = next_hold_id();
-        let guard = LockGuard::new(self.clone(), id, node.clone());
-        if let Ok(mut held) = self.local.held.lock() {
-            *held = Some(Held { owner, node, holds: vec![id] });
+    fn install(&self, owner: Owner, node: Node) -> LockGuard {
+        let holding = Arc::new(Holding {
+            lock: self.clone(),
+            node,
+        });
+        let guard = LockGuard::new(holding.clone(), 0);
+        if let Ok(mut held) = self.inner.local.held.lock() {
+            *held = Some(Held {
+                owner,
+                holding,
+                holds: vec![0],
+                next_id: 1,
+            });
         }
         guard
     }
 
     pub(crate) fn is_lost(&self, node: &Node) -> bool {
-        let now = self.session.snapshot();
-        now.generation != node.generation || matches!(now.state, SessionState::Lost | SessionState::Closed)
+        !self.inner.session.is_valid(node.generation)
     }
 
     /// Releases the innermost hold of the current task, like `ReentrantLock::unlock`. The guard of
@@ -186,58 +218,68 @@ impl DistributedLock {
     pub async fn unlock(&self) -> Result<()> {
         let owner = Owner::current();
         let innermost = {
-            let held = self.local.held.lock().map_err(|_| self.not_held())?;
-            held.as_ref().filter(|h| h.owner == owner).and_then(|h| h.holds.last().copied())
+            let held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
+            held.as_ref()
+                .filter(|h| h.owner == owner)
+                .and_then(|h| Some((h.holding.clone(), *h.holds.last()?)))
         };
         match innermost {
-            Some(id) => self.release_hold(id, None).finish().await,
+            Some((holding, id)) => self.release_hold(&holding, id).finish().await,
             None => Err(self.not_held()),
         }
     }
 
     pub(crate) fn not_held(&self) -> Error {
-        Error::NotHeld { path: self.path.to_string() }
+        Error::NotHeld {
+            path: self.inner.path.to_string(),
+        }
     }
 
-    /// Removes hold `id`; when it was the last, queues the node's delete on the connection at
-    /// once (so it goes out even if the returned [`Release`] is never awaited). `own` is the
-    /// releasing guard's node, whose loss is reported even when its hold was superseded.
-    pub(crate) fn release_hold(&self, id: u64, own: Option<&Node>) -> Release {
-        let own_lost = own.is_some_and(|node| self.is_lost(node));
-        let last = match self.local.held.lock() {
-            Ok(mut held) => match held.as_mut() {
-                Some(h) if h.holds.contains(&id) => {
+    /// Removes hold `id` of `holding`; when it was the last, queues the node's delete on the
+    /// connection at once (so it goes out even if the returned [`Release`] is never awaited).
+    /// A lost holding reports [`Error::SessionLost`] and sends nothing.
+    pub(crate) fn release_hold(&self, holding: &Arc<Holding>, id: u64) -> Release {
+        let mut last = false;
+        if let Ok(mut held) = self.inner.local.held.lock() {
+            if let Some(h) = held.as_mut().filter(|h| Arc::ptr_eq(&h.holding, holding)) {
+                // Usually the innermost hold goes first.
+                if h.holds.last() == Some(&id) {
+                    h.holds.pop();
+                } else {
                     h.holds.retain(|&x| x != id);
-                    if h.holds.is_empty() {
-                        held.take().map(|h| h.node)
-                    } else {
-                        None
-                    }
                 }
-                _ => None,
-            },
-            Err(_) => None,
-        };
-        if own_lost || last.as_ref().is_some_and(|node| self.is_lost(node)) {
+                if h.holds.is_empty() {
+                    *held = None;
+                    last = true;
+                }
+            }
+        }
+        if self.is_lost(&holding.node) {
             return Release::Done(Err(Error::SessionLost));
         }
-        match last {
-            None => Release::Done(Ok(())),
-            Some(node) => {
-                let first = Box::pin(self.session.delete_now(&node.path, None));
-                Release::Deleting { first, node, lock: self.clone() }
-            }
+        if !last {
+            return Release::Done(Ok(()));
+        }
+        let first = Box::pin(self.inner.session.delete_now(&holding.node.path, None));
+        Release::Deleting {
+            first,
+            holding: holding.clone(),
         }
     }
 
     /// How many holds the current task has (0 if it does not own the lock).
     pub fn hold_count(&self) -> usize {
         let owner = Owner::current();
-        self.local
+        self.inner
+            .local
             .held
             .lock()
             .ok()
-            .and_then(|held| held.as_ref().filter(|h| h.owner == owner && !self.is_lost(&h.node)).map(|h| h.holds.len()))
+            .and_then(|held| {
+                held.as_ref()
+                    .filter(|h| h.owner == owner && !self.is_lost(&h.holding.node))
+                    .map(|h| h.holds.len())
+            })
             .unwrap_or(0)
     }
 
@@ -277,7 +319,12 @@ impl DistributedLock {
     /// Cancel safe (read only).
     pub async fn holder(&self) -> Result<Option<HolderInfo>> {
         for entry in self.entries().await? {
-            if let Some((data, _)) = self.session.get(&format!("{}/{}", self.path, entry.name)).await? {
+            if let Some((data, _)) = self
+                .inner
+                .session
+                .get(&format!("{}/{}", self.inner.path, entry.name))
+                .await?
+            {
                 return Ok(HolderInfo::from_bytes(&data));
             }
         }
@@ -285,9 +332,12 @@ impl DistributedLock {
     }
 
     async fn entries(&self) -> Result<Vec<Entry>> {
-        match self.session.children(self.path.as_str()).await {
+        match self.inner.session.children(self.inner.path.as_str()).await {
             Ok(children) => Ok(recipe::queue(&children)),
-            Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => Ok(Vec::new()),
+            Err(Error::ZooKeeper {
+                code: crate::ZkErrorCode::NoNode,
+                ..
+            }) => Ok(Vec::new()),
             Err(err) => Err(err),
         }
     }
@@ -298,18 +348,18 @@ pub(crate) enum Release {
     Done(Result<()>),
     Deleting {
         first: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
-        node: Arc<Node>,
-        lock: DistributedLock,
+        holding: Arc<Holding>,
     },
 }
 
 impl Release {
     /// Waits for the delete's outcome.
     pub(crate) async fn finish(self) -> Result<()> {
-        let (first, node, lock) = match self {
+        let (first, holding) = match self {
             Release::Done(result) => return result,
-            Release::Deleting { first, node, lock } => (first, node, lock),
+            Release::Deleting { first, holding } => (first, holding),
         };
+        let (lock, node) = (&holding.lock, &holding.node);
         let mut outcome = first.await;
         // A delete whose reply was lost with the connection may or may not have applied: ask
         // again until the node is certainly gone (NoNode then means our delete won).
@@ -317,12 +367,18 @@ impl Release {
         loop {
             match outcome {
                 Ok(()) => return Ok(()),
-                Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) if retried => return Ok(()),
+                Err(Error::ZooKeeper {
+                    code: crate::ZkErrorCode::NoNode,
+                    ..
+                }) if retried => return Ok(()),
                 // Gone before our delete: the session expired meanwhile, or an operator removed it.
-                Err(Error::ZooKeeper { code: crate::ZkErrorCode::NoNode, .. }) => return Err(Error::SessionLost),
-                Err(err) if err.is_retryable() && !lock.is_lost(&node) => {
+                Err(Error::ZooKeeper {
+                    code: crate::ZkErrorCode::NoNode,
+                    ..
+                }) => return Err(Error::SessionLost),
+                Err(err) if err.is_retryable() && !lock.is_lost(node) => {
                     retried = true;
-                    outcome = lock.session.delete(&node.path, None).await;
+                    outcome = lock.inner.session.delete(&node.path, None).await;
                 }
                 Err(err) if err.is_retryable() => return Err(Error::SessionLost),
                 Err(err) => return Err(err),

@@ -39,7 +39,11 @@ pub(crate) fn parse(name: &str) -> Option<Entry> {
     if marker.len() != MARKER_LEN || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || kind.is_empty() {
         return None;
     }
-    Some(Entry { name: name.to_owned(), kind: kind.to_owned(), seq: seq.parse().ok()? })
+    Some(Entry {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        seq: seq.parse().ok()?,
+    })
 }
 
 /// The valid children in queue order (sequence, then name, so every reader agrees).
@@ -128,18 +132,26 @@ impl Enqueued {
             let generation = self.session.generation();
             self.progress = Progress::Sent;
             let (created, listed) = tokio::join!(
-                self.session.create(&prefix, data, CreateMode::EphemeralSequential),
+                self.session
+                    .create(&prefix, data, CreateMode::EphemeralSequential),
                 self.session.children(&self.dir),
             );
             match created {
                 Ok(created) => {
                     self.listed = listed.ok();
                     let name = created.path.rsplit('/').next().unwrap_or_default().to_owned();
-                    self.progress =
-                        Progress::Created(Node { path: created.path, name, czxid: created.stat.czxid, generation });
+                    self.progress = Progress::Created(Node {
+                        path: created.path,
+                        name,
+                        czxid: created.stat.czxid,
+                        generation,
+                    });
                     return Ok(());
                 }
-                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) if !dir_made => {
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                }) if !dir_made => {
                     self.progress = Progress::Idle;
                     self.session.ensure_path(&self.dir, CreateMode::Container).await?;
                     dir_made = true;
@@ -168,11 +180,19 @@ impl Enqueued {
                     };
                     let path = format!("{}/{name}", self.dir);
                     return match self.session.get(&path).await? {
-                        Some((_, stat)) => Ok(Some(Node { path, name, czxid: stat.czxid, generation })),
+                        Some((_, stat)) => Ok(Some(Node {
+                            path,
+                            name,
+                            czxid: stat.czxid,
+                            generation,
+                        })),
                         None => Ok(None),
                     };
                 }
-                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => return Ok(None),
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                }) => return Ok(None),
                 Err(err) if err.is_retryable() => continue,
                 Err(err) => return Err(err),
             }
@@ -198,7 +218,10 @@ impl Enqueued {
             let children = match listed {
                 Ok(children) => children,
                 Err(err) if err.is_retryable() => continue,
-                Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => Vec::new(),
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                }) => Vec::new(),
                 Err(err) => return Err(err),
             };
             let entries = queue(&children);
@@ -259,8 +282,7 @@ impl Enqueued {
     }
 
     fn lost(&self, generation: u64) -> bool {
-        self.session.generation() != generation
-            || matches!(self.session.state(), SessionState::Lost | SessionState::Closed)
+        !self.session.is_valid(generation)
     }
 
     /// Hands the node over to a guard: dropping `self` no longer deletes it.
@@ -276,7 +298,12 @@ impl Enqueued {
     pub(crate) async fn leave(mut self) -> Result<()> {
         match std::mem::replace(&mut self.progress, Progress::Done) {
             Progress::Created(node) => match self.session.delete(&node.path, None).await {
-                Ok(()) | Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) | Err(Error::SessionLost) => Ok(()),
+                Ok(())
+                | Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                })
+                | Err(Error::SessionLost) => Ok(()),
                 Err(err) => Err(err),
             },
             Progress::Sent => sweep(&self.session, &self.dir, &self.marker).await,
@@ -289,12 +316,20 @@ impl Enqueued {
 async fn sweep(session: &Session, dir: &str, marker: &str) -> Result<()> {
     let children = match session.children(dir).await {
         Ok(children) => children,
-        Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) | Err(Error::SessionLost) => return Ok(()),
+        Err(Error::ZooKeeper {
+            code: ZkErrorCode::NoNode,
+            ..
+        })
+        | Err(Error::SessionLost) => return Ok(()),
         Err(err) => return Err(err),
     };
     for name in children.into_iter().filter(|c| c.starts_with(marker)) {
         match session.delete(&format!("{dir}/{name}"), None).await {
-            Ok(()) | Err(Error::ZooKeeper { code: ZkErrorCode::NoNode, .. }) => {}
+            Ok(())
+            | Err(Error::ZooKeeper {
+                code: ZkErrorCode::NoNode,
+                ..
+            }) => {}
             Err(err) => return Err(err),
         }
     }
@@ -317,7 +352,10 @@ impl Drop for Enqueued {
                 let (session, dir, marker) = (self.session.clone(), self.dir.clone(), self.marker.clone());
                 let bound = session.request_bound();
                 self.session.runtime().spawn(async move {
-                    if tokio::time::timeout(bound * 2, sweep(&session, &dir, &marker)).await.is_err() {
+                    if tokio::time::timeout(bound * 2, sweep(&session, &dir, &marker))
+                        .await
+                        .is_err()
+                    {
                         tracing::warn!(dir, "could not sweep an abandoned lock node in time");
                     }
                 });
@@ -344,15 +382,30 @@ mod tests {
     fn parses_valid_names_and_ignores_the_rest() {
         let good = name('a', "lock", 7);
         assert_eq!(parse(&good).map(|e| (e.kind, e.seq)), Some(("lock".into(), 7)));
-        for bad in ["", "lock-0000000001", "_c_zz-lock-0000000001", "_c_abc-lock-1", &format!("{good}x"), "x-y-z"] {
+        for bad in [
+            "",
+            "lock-0000000001",
+            "_c_zz-lock-0000000001",
+            "_c_abc-lock-1",
+            &format!("{good}x"),
+            "x-y-z",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn queue_orders_by_sequence_then_name() {
-        let children = vec![name('b', "lock", 3), "junk".into(), name('a', "lock", 2), name('c', "read", 2)];
+        let children = vec![
+            name('b', "lock", 3),
+            "junk".into(),
+            name('a', "lock", 2),
+            name('c', "read", 2),
+        ];
         let q: Vec<_> = queue(&children).into_iter().map(|e| e.name).collect();
-        assert_eq!(q, vec![name('a', "lock", 2), name('c', "read", 2), name('b', "lock", 3)]);
+        assert_eq!(
+            q,
+            vec![name('a', "lock", 2), name('c', "read", 2), name('b', "lock", 3)]
+        );
     }
 }

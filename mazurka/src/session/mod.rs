@@ -12,6 +12,7 @@ mod state;
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -25,9 +26,11 @@ use crate::path::ZnodePath;
 #[allow(unused_imports)] // the vocabulary is used by primitives as they land
 pub(crate) use frame::FRAME_LIMIT;
 #[allow(unused_imports)]
-pub(crate) use ops::{CreateMode, Created, MultiOp, MultiOutcome, NodeEvent, NodeWatch, Stat, TreeEvent, TreeWatch};
-pub use state::{SessionState, SessionStates};
+pub(crate) use ops::{
+    CreateMode, Created, MultiOp, MultiOutcome, NodeEvent, NodeWatch, Stat, TreeEvent, TreeWatch,
+};
 pub(crate) use state::Snapshot;
+pub use state::{SessionState, SessionStates};
 
 /// Who may do what with the znodes a session creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,7 +62,11 @@ impl AclPolicy {
 
     /// Bytes the ACL list takes in a create request.
     fn wire_len(self) -> usize {
-        4 + self.acls().iter().map(|a| frame::acl_len(a.scheme(), a.id())).sum::<usize>()
+        4 + self
+            .acls()
+            .iter()
+            .map(|a| frame::acl_len(a.scheme(), a.id()))
+            .sum::<usize>()
     }
 }
 
@@ -125,22 +132,35 @@ impl SessionBuilder {
         let config = Arc::new(self.into_config()?);
         let client = config.new_client().await?;
         let session_id = client.session_id().0;
-        let (tx, _) = watch::channel(Snapshot { state: SessionState::Connected, generation: 0 });
+        let (tx, _) = watch::channel(Snapshot {
+            state: SessionState::Connected,
+            generation: 0,
+        });
         let inner = Arc::new(Inner {
             config,
-            current: Mutex::new(Some(Current { client: client.clone(), generation: 0 })),
+            current: Mutex::new(Some(Current {
+                client: client.clone(),
+                generation: 0,
+            })),
             states: tx,
+            epoch: AtomicU64::new(0),
             runtime: runtime.clone(),
             registry: Mutex::new(HashMap::new()),
         });
         runtime.spawn(supervise(Arc::downgrade(&inner), client.state_watcher(), 0));
-        tracing::debug!(session = format_args!("{session_id:#x}"), "mazurka session connected");
+        tracing::debug!(
+            session = format_args!("{session_id:#x}"),
+            "mazurka session connected"
+        );
         Ok(Session { inner })
     }
 
     fn into_config(self) -> Result<Config> {
         let (hosts, suffix) = match self.connect_string.find('/') {
-            Some(i) => (self.connect_string[..i].to_owned(), Some(self.connect_string[i..].to_owned())),
+            Some(i) => (
+                self.connect_string[..i].to_owned(),
+                Some(self.connect_string[i..].to_owned()),
+            ),
             None => (self.connect_string.clone(), None),
         };
         if hosts.trim().is_empty() {
@@ -159,16 +179,24 @@ impl SessionBuilder {
             (None, None) => None,
         };
         if self.session_timeout < Duration::from_millis(100) {
-            return Err(Error::Config(format!("session timeout {:?} is too short (minimum 100 ms)", self.session_timeout)));
+            return Err(Error::Config(format!(
+                "session timeout {:?} is too short (minimum 100 ms)",
+                self.session_timeout
+            )));
         }
-        if matches!(self.acl, AclPolicy::CreatorOnly | AclPolicy::CreatorAllAnyoneRead) && self.digest.is_none() {
+        if matches!(self.acl, AclPolicy::CreatorOnly | AclPolicy::CreatorAllAnyoneRead)
+            && self.digest.is_none()
+        {
             return Err(Error::Config(format!(
                 "{:?} needs an authenticated session: add .digest_auth(user, password)",
                 self.acl
             )));
         }
-        let connection_timeout =
-            if self.connection_timeout.is_zero() { self.session_timeout / 3 } else { self.connection_timeout };
+        let connection_timeout = if self.connection_timeout.is_zero() {
+            self.session_timeout / 3
+        } else {
+            self.connection_timeout
+        };
         Ok(Config {
             connect_string: self.connect_string,
             hosts,
@@ -204,7 +232,10 @@ impl Config {
     }
 
     fn connect_error(&self, reason: impl std::fmt::Display) -> Error {
-        Error::Connect { connect_string: self.connect_string.clone(), reason: reason.to_string() }
+        Error::Connect {
+            connect_string: self.connect_string.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     /// A new ZooKeeper session, chrooted (the chroot created first if missing).
@@ -221,18 +252,35 @@ impl Config {
             }
             Ok(Err(err)) => return Err(self.connect_error(err)),
         };
-        let Some(root) = &self.chroot else { return Ok(client) };
+        let Some(root) = &self.chroot else {
+            return Ok(client);
+        };
         let options = zk::CreateMode::Persistent.with_acls(self.acl.acls());
         match client.mkdir(root.as_str(), &options).await {
             Ok(()) => {}
             Err(zk::Error::NoAuth) => {}
             Err(err) => return Err(self.connect_error(format!("cannot create chroot {root}: {err}"))),
         }
-        client.chroot(root.as_str()).map_err(|_| self.connect_error(format!("bad chroot {root}")))
+        client
+            .chroot(root.as_str())
+            .map_err(|_| self.connect_error(format!("bad chroot {root}")))
     }
 
     fn chroot_len(&self) -> usize {
         self.chroot.as_ref().map_or(0, |c| c.as_str().len())
+    }
+}
+
+impl Inner {
+    /// Changes the published snapshot (and the epoch with it); `change` says whether it changed.
+    fn update(&self, change: impl FnOnce(&mut Snapshot) -> bool) {
+        self.states.send_if_modified(|s| {
+            let changed = change(s);
+            let invalid = matches!(s.state, SessionState::Lost | SessionState::Closed);
+            self.epoch
+                .store(s.generation << 1 | u64::from(invalid), Ordering::Release);
+            changed
+        });
     }
 }
 
@@ -246,6 +294,9 @@ struct Inner {
     /// `None` once closed.
     current: Mutex<Option<Current>>,
     states: watch::Sender<Snapshot>,
+    /// `generation << 1`, plus 1 while that generation is lost or closed: lets hot paths (a
+    /// reentrant lock) check "is what I hold still valid" with one atomic load.
+    epoch: AtomicU64,
     /// The runtime the session was created on: ZooKeeper clients die with it, and `Drop`s use it.
     runtime: Handle,
     /// Process-local state shared by every handle on the same primitive (e.g. a lock's holder and
@@ -317,7 +368,9 @@ impl Session {
 
     /// A stream of state changes.
     pub fn states(&self) -> SessionStates {
-        SessionStates { rx: self.inner.states.subscribe() }
+        SessionStates {
+            rx: self.inner.states.subscribe(),
+        }
     }
 
     /// The current ZooKeeper session id (changes after an expiry; 0 once closed).
@@ -327,7 +380,8 @@ impl Session {
 
     /// The negotiated session timeout of the current ZooKeeper session.
     pub fn session_timeout(&self) -> Duration {
-        self.current().map_or(self.inner.config.session_timeout, |(c, _)| c.session_timeout())
+        self.current()
+            .map_or(self.inner.config.session_timeout, |(c, _)| c.session_timeout())
     }
 
     /// The chroot every path is relative to, if any.
@@ -345,10 +399,15 @@ impl Session {
     /// Cancel safe: the close is under way once this is first polled.
     pub async fn close(&self) -> Result<()> {
         let current = self.inner.current.lock().map(|mut c| c.take()).unwrap_or(None);
-        let Some(Current { client, .. }) = current else { return Ok(()) };
+        let Some(Current { client, .. }) = current else {
+            return Ok(());
+        };
         let mut watcher = client.state_watcher();
         drop(client);
-        self.inner.states.send_modify(|s| s.state = SessionState::Closed);
+        self.inner.update(|s| {
+            s.state = SessionState::Closed;
+            true
+        });
         // Wait (bounded) until the server confirmed; in-flight requests keep the client alive.
         let _ = tokio::time::timeout(self.inner.config.connection_timeout, async {
             while !watcher.changed().await.is_terminated() {}
@@ -368,9 +427,10 @@ impl Session {
         &self.inner.runtime
     }
 
-    /// State and generation in one consistent read.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        *self.inner.states.borrow()
+    /// Whether ZooKeeper session `generation` is still the current one and not lost or closed —
+    /// what a held lock's validity comes down to. One atomic load.
+    pub(crate) fn is_valid(&self, generation: u64) -> bool {
+        self.inner.epoch.load(Ordering::Acquire) == generation << 1
     }
 
     /// The generation of the current ZooKeeper session (see [`Snapshot::generation`]).
@@ -381,7 +441,9 @@ impl Session {
     /// The process-local state for `key`, created with `T::default()` if no live handle has it.
     /// Every handle of this session on the same key gets the same `Arc`.
     pub(crate) fn shared_state<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
-        let Ok(mut registry) = self.inner.registry.lock() else { return Arc::new(T::default()) };
+        let Ok(mut registry) = self.inner.registry.lock() else {
+            return Arc::new(T::default());
+        };
         if let Some(existing) = registry.get(key).and_then(Weak::upgrade) {
             if let Ok(typed) = existing.downcast::<T>() {
                 return typed;
@@ -411,13 +473,16 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
             zk::SessionState::Closed => {
                 let closed = strong.current.lock().map(|c| c.is_none()).unwrap_or(true);
                 if closed {
-                    strong.states.send_modify(|s| s.state = SessionState::Closed);
+                    strong.update(|s| {
+                        s.state = SessionState::Closed;
+                        true
+                    });
                     return;
                 }
                 SessionState::Lost
             }
         };
-        strong.states.send_if_modified(|s| {
+        strong.update(|s| {
             let changed = s.state != mapped && s.state != SessionState::Closed;
             if changed {
                 s.state = mapped;
@@ -427,7 +492,10 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
         if mapped != SessionState::Lost {
             continue;
         }
-        tracing::warn!(generation, "ZooKeeper session lost; opening a new one for new work");
+        tracing::warn!(
+            generation,
+            "ZooKeeper session lost; opening a new one for new work"
+        );
         // Replace the client, retrying with backoff while servers are unreachable.
         let config = strong.config.clone();
         drop(strong);
@@ -449,15 +517,18 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
         generation += 1;
         watcher = client.state_watcher();
         {
-            let Ok(mut current) = strong.current.lock() else { return };
+            let Ok(mut current) = strong.current.lock() else {
+                return;
+            };
             if current.is_none() {
                 return; // closed while reconnecting: the new client is dropped (and closes) here
             }
             *current = Some(Current { client, generation });
         }
-        strong.states.send_modify(|s| {
+        strong.update(|s| {
             s.state = SessionState::Connected;
             s.generation = generation;
+            true
         });
     }
 }
@@ -472,12 +543,23 @@ fn map_err(err: zk::Error, operation: &'static str, path: &str) -> Error {
         zk::Error::NoChildrenForEphemerals => ZkErrorCode::NoChildrenForEphemerals,
         zk::Error::ConnectionLoss => ZkErrorCode::ConnectionLoss,
         zk::Error::Timeout | zk::Error::Custom(_) => ZkErrorCode::NoResponse,
-        zk::Error::NoAuth => return Error::PermissionDenied { operation, path: path.to_owned() },
-        zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::AuthFailed => return Error::SessionLost,
+        zk::Error::NoAuth => {
+            return Error::PermissionDenied {
+                operation,
+                path: path.to_owned(),
+            }
+        }
+        zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::AuthFailed => {
+            return Error::SessionLost
+        }
         zk::Error::ClientClosed => return Error::SessionLost,
         other => ZkErrorCode::Other(other.to_string()),
     };
-    Error::ZooKeeper { operation, path: path.to_owned(), code }
+    Error::ZooKeeper {
+        operation,
+        path: path.to_owned(),
+        code,
+    }
 }
 
 #[cfg(feature = "testkit")]
@@ -498,8 +580,13 @@ impl Session {
             .map_err(|e| map_err(e, "connect (twin)", ""))?;
         let mut watcher = twin.state_watcher();
         drop(twin);
-        tokio::time::timeout(Duration::from_secs(10), async { while !watcher.changed().await.is_terminated() {} })
-            .await
-            .map_err(|_| Error::Timeout { operation: "closing the twin session", after: Duration::from_secs(10) })
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !watcher.changed().await.is_terminated() {}
+        })
+        .await
+        .map_err(|_| Error::Timeout {
+            operation: "closing the twin session",
+            after: Duration::from_secs(10),
+        })
     }
 }

@@ -77,10 +77,24 @@ pub(crate) struct Created {
 /// One operation of a `multi`.
 #[derive(Debug, Clone)]
 pub(crate) enum MultiOp<'a> {
-    Check { path: &'a str, version: i32 },
-    Set { path: &'a str, data: &'a [u8], version: Option<i32> },
-    Create { path: &'a str, data: &'a [u8], mode: CreateMode },
-    Delete { path: &'a str, version: Option<i32> },
+    Check {
+        path: &'a str,
+        version: i32,
+    },
+    Set {
+        path: &'a str,
+        data: &'a [u8],
+        version: Option<i32>,
+    },
+    Create {
+        path: &'a str,
+        data: &'a [u8],
+        mode: CreateMode,
+    },
+    Delete {
+        path: &'a str,
+        version: Option<i32>,
+    },
 }
 
 impl MultiOp<'_> {
@@ -173,7 +187,9 @@ impl TreeWatch {
             zk::EventType::NodeChildrenChanged => TreeEvent::DataChanged(event.path),
             zk::EventType::Session => match event.session_state {
                 zk::SessionState::Disconnected => TreeEvent::Disconnected,
-                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => TreeEvent::Reconnected,
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    TreeEvent::Reconnected
+                }
                 _ => {
                     self.ended = true;
                     TreeEvent::SessionEnded
@@ -228,15 +244,25 @@ impl Session {
 
     /// Creates a znode (the parent must exist).
     pub(crate) async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<Created> {
-        self.too_large(path, data.len(), frame::single(self.create_frame(path, data.len())))?;
+        self.too_large(
+            path,
+            data.len(),
+            frame::single(self.create_frame(path, data.len())),
+        )?;
         let client = self.live().await?;
         let options = mode.zk().with_acls(self.acl().acls());
-        let (stat, sequence) = client.create(path, data, &options).await.map_err(|e| map_err(e, "create", path))?;
+        let (stat, sequence) = client
+            .create(path, data, &options)
+            .await
+            .map_err(|e| map_err(e, "create", path))?;
         let path = match mode {
             CreateMode::EphemeralSequential => format!("{path}{sequence}"),
             _ => path.to_owned(),
         };
-        Ok(Created { path, stat: stat.into() })
+        Ok(Created {
+            path,
+            stat: stat.into(),
+        })
     }
 
     /// Creates `path` and its missing ancestors (`mkdir -p`), ancestors as `parents`, the last one
@@ -251,7 +277,10 @@ impl Session {
         }
         if let Some(parent) = path.rfind('/').filter(|&i| i > 0).map(|i| &path[..i]) {
             let parents = zk::CreateMode::Persistent.with_acls(self.acl().acls());
-            client.mkdir(parent, &parents).await.map_err(|e| map_err(e, "create", parent))?;
+            client
+                .mkdir(parent, &parents)
+                .await
+                .map_err(|e| map_err(e, "create", parent))?;
         }
         match client.create(path, &[], &options).await {
             Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
@@ -283,7 +312,10 @@ impl Session {
     /// The stat if the node exists, and a watch for its creation, change or deletion.
     pub(crate) async fn exists_and_watch(&self, path: &str) -> Result<(Option<Stat>, NodeWatch)> {
         let client = self.live().await?;
-        let (stat, w) = client.check_and_watch_stat(path).await.map_err(|e| map_err(e, "exists", path))?;
+        let (stat, w) = client
+            .check_and_watch_stat(path)
+            .await
+            .map_err(|e| map_err(e, "exists", path))?;
         Ok((stat.map(Stat::from), NodeWatch(w)))
     }
 
@@ -292,13 +324,20 @@ impl Session {
         let body = frame::set_data_body(self.wire(path), data.len());
         self.too_large(path, data.len(), frame::single(body))?;
         let client = self.live().await?;
-        client.set_data(path, data, version).await.map(Stat::from).map_err(|e| map_err(e, "setData", path))
+        client
+            .set_data(path, data, version)
+            .await
+            .map(Stat::from)
+            .map_err(|e| map_err(e, "setData", path))
     }
 
     /// Deletes a node if the version matches (`None`: any version).
     pub(crate) async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         let client = self.live().await?;
-        client.delete(path, version).await.map_err(|e| map_err(e, "delete", path))
+        client
+            .delete(path, version)
+            .await
+            .map_err(|e| map_err(e, "delete", path))
     }
 
     /// Queues a delete on the current client *now* (requests go out in call order, even if the
@@ -322,7 +361,10 @@ impl Session {
     /// Lists children (names, not paths).
     pub(crate) async fn children(&self, path: &str) -> Result<Vec<String>> {
         let client = self.live().await?;
-        client.list_children(path).await.map_err(|e| map_err(e, "getChildren", path))
+        client
+            .list_children(path)
+            .await
+            .map_err(|e| map_err(e, "getChildren", path))
     }
 
     /// Lists children and leaves a watch for changes to the list; `None` if the node is missing.
@@ -346,7 +388,9 @@ impl Session {
             })
             .sum();
         let frame_bytes = frame::multi(ops.iter().map(|op| match op {
-            MultiOp::Check { path, .. } | MultiOp::Delete { path, .. } => frame::path_version_body(self.wire(path)),
+            MultiOp::Check { path, .. } | MultiOp::Delete { path, .. } => {
+                frame::path_version_body(self.wire(path))
+            }
             MultiOp::Set { path, data, .. } => frame::set_data_body(self.wire(path), data.len()),
             MultiOp::Create { path, data, .. } => self.create_frame(path, data.len()),
         }));
@@ -358,7 +402,9 @@ impl Session {
             let added = match *op {
                 MultiOp::Check { path, version } => writer.add_check_version(path, version),
                 MultiOp::Set { path, data, version } => writer.add_set_data(path, data, version),
-                MultiOp::Create { path, data, mode } => writer.add_create(path, data, &mode.zk().with_acls(acls)),
+                MultiOp::Create { path, data, mode } => {
+                    writer.add_create(path, data, &mode.zk().with_acls(acls))
+                }
                 MultiOp::Delete { path, version } => writer.add_delete(path, version),
             };
             added.map_err(|e| map_err(e, "multi", op.path()))?;
@@ -375,7 +421,10 @@ impl Session {
             )),
             Err(zk::MultiWriteError::OperationFailed { index, source }) => {
                 let path = ops.get(index).map_or(first, |op| op.path());
-                Ok(MultiOutcome::Refused { index, error: map_err(source, "multi", path) })
+                Ok(MultiOutcome::Refused {
+                    index,
+                    error: map_err(source, "multi", path),
+                })
             }
             Err(zk::MultiWriteError::RequestFailed { source }) => Err(map_err(source, "multi", first)),
         }
@@ -386,15 +435,22 @@ impl Session {
         let client = self.live().await?;
         let mut reader = client.new_multi_reader();
         for path in paths {
-            reader.add_get_data(path).map_err(|e| map_err(e, "multiRead", path))?;
+            reader
+                .add_get_data(path)
+                .map_err(|e| map_err(e, "multiRead", path))?;
         }
-        let results = reader.commit().await.map_err(|e| map_err(e, "multiRead", paths.first().unwrap_or(&"")))?;
+        let results = reader
+            .commit()
+            .await
+            .map_err(|e| map_err(e, "multiRead", paths.first().unwrap_or(&"")))?;
         results
             .into_iter()
             .zip(paths)
             .map(|(r, path)| match r {
                 zk::MultiReadResult::Data { data, stat } => Ok(Some((data, stat.into()))),
-                zk::MultiReadResult::Error { err: zk::Error::NoNode } => Ok(None),
+                zk::MultiReadResult::Error {
+                    err: zk::Error::NoNode,
+                } => Ok(None),
                 zk::MultiReadResult::Error { err } => Err(map_err(err, "multiRead", path)),
                 _ => Err(Error::ZooKeeper {
                     operation: "multiRead",
@@ -408,9 +464,14 @@ impl Session {
     /// A persistent recursive watch on `path` and everything below it.
     pub(crate) async fn watch_tree(&self, path: &str) -> Result<TreeWatch> {
         let client = self.live().await?;
-        let watcher =
-            client.watch(path, zk::AddWatchMode::PersistentRecursive).await.map_err(|e| map_err(e, "addWatch", path))?;
-        Ok(TreeWatch { watcher, ended: false })
+        let watcher = client
+            .watch(path, zk::AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(|e| map_err(e, "addWatch", path))?;
+        Ok(TreeWatch {
+            watcher,
+            ended: false,
+        })
     }
 
     /// Makes the server we are connected to catch up with the leader before our next read.

@@ -45,10 +45,15 @@ pub async fn expire_session(session: &Session, proxy: &FaultProxy) -> Result<()>
     let bound = Duration::from_secs(10);
     tokio::time::timeout(
         bound,
-        states.rx.wait_for(|s| s.generation != generation || s.state == SessionState::Lost),
+        states
+            .rx
+            .wait_for(|s| s.generation != generation || s.state == SessionState::Lost),
     )
     .await
-    .map_err(|_| Error::Timeout { operation: "waiting for the session to notice its expiry", after: bound })?
+    .map_err(|_| Error::Timeout {
+        operation: "waiting for the session to notice its expiry",
+        after: bound,
+    })?
     .map_err(|_| Error::Closed)?;
     Ok(())
 }
