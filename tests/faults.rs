@@ -200,6 +200,33 @@ async fn a_cut_during_create_or_release_leaves_no_orphan_and_the_lock_works() {
         assert_eq!(observer.queue_len().await.unwrap(), 0);
     }
 
+    // The create applies on the server but its reply is lost: found again by its marker.
+    for _ in 0..3 {
+        proxy.stall_replies();
+        let pending = {
+            let lock = lock.clone();
+            tokio::spawn(async move { lock.lock().await })
+        };
+        common::eventually(10, "create applied on the server", || async {
+            observer.queue_len().await.unwrap() == 1
+        })
+        .await;
+        proxy.cut();
+        proxy.heal();
+        let guard = timeout(BOUND, pending).await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            observer.queue_len().await.unwrap(),
+            1,
+            "the applied create was adopted, not duplicated"
+        );
+        assert_eq!(
+            observer.holder().await.unwrap().unwrap().session,
+            format!("{:#x}", flaky.id())
+        );
+        guard.release().await.unwrap();
+        assert_eq!(observer.queue_len().await.unwrap(), 0);
+    }
+
     // Cut right after the release is sent: the release still completes (retried) and leaves nothing.
     for _ in 0..3 {
         let guard = lock.lock().await.unwrap();

@@ -316,3 +316,20 @@ async fn dropping_a_guard_releases_in_the_background() {
     let g = timeout(BOUND, b.lock()).await.unwrap().unwrap();
     g.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_unused_lock_directory_is_reaped_by_the_server() {
+    let session = common::session("reap").await;
+    let lock = session.lock("/reap/lock").unwrap();
+    let guard = lock.lock().await.unwrap();
+    assert_eq!(session.list_children("/reap/lock").await.unwrap().len(), 1);
+    guard.release().await.unwrap();
+    assert!(session.list_children("/reap/lock").await.unwrap().is_empty());
+    // A container node: the server removes it once empty.
+    common::eventually(15, "lock directory reaped", || async {
+        !session.exists("/reap/lock").await.unwrap()
+    })
+    .await;
+    // And the lock still works afterwards (the directory is made again).
+    lock.lock().await.unwrap().release().await.unwrap();
+}

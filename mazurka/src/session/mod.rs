@@ -416,6 +416,42 @@ impl Session {
         Ok(())
     }
 
+    /// Whether a znode exists (one request). For inspection and tests; primitives have their own
+    /// accessors.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] before any request; session and ZooKeeper errors.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let path = ZnodePath::new(path)?;
+        Ok(self.get(path.as_str()).await?.is_some())
+    }
+
+    /// The names of a znode's children, sorted (one request); empty if the znode does not exist.
+    /// For inspection and tests.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] before any request; session and ZooKeeper errors.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn list_children(&self, path: &str) -> Result<Vec<String>> {
+        let path = ZnodePath::new(path)?;
+        match self.children(path.as_str()).await {
+            Ok(mut children) => {
+                children.sort();
+                Ok(children)
+            }
+            Err(Error::ZooKeeper {
+                code: ZkErrorCode::NoNode,
+                ..
+            }) => Ok(Vec::new()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// The current client and its generation, if not closed.
     fn current(&self) -> Option<(zk::Client, u64)> {
         let guard = self.inner.current.lock().ok()?;

@@ -22,7 +22,20 @@ const BUFFER: usize = 16 * 1024;
 enum Mode {
     Forward,
     Stall,
+    /// Requests go through, replies are held: "the request applied, its reply was lost".
+    StallReplies,
     Cut,
+}
+
+impl Mode {
+    /// Whether bytes may flow client-to-upstream (`true`) or upstream-to-client (`false`).
+    fn flows(self, upstream: bool) -> bool {
+        match self {
+            Mode::Forward => true,
+            Mode::StallReplies => upstream,
+            Mode::Stall | Mode::Cut => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -179,6 +192,13 @@ impl FaultProxy {
         // Copy loops write only while holding a read lock on the mode, so once this write
         // returns no write is in progress and none will start.
         self.mode.send_replace(Mode::Stall);
+    }
+
+    /// Lets requests through to the server but holds its replies, on open and new connections,
+    /// until [`heal`](Self::heal) or [`cut`](Self::cut): with a `cut()` after it, a request is
+    /// applied on the server while its reply is lost.
+    pub fn stall_replies(&self) {
+        self.mode.send_replace(Mode::StallReplies);
     }
 
     /// Back to normal forwarding (see the [guarantees](Self#guarantees)).
@@ -389,30 +409,30 @@ async fn pump(a: &TcpStream, b: &TcpStream, mode: &mut watch::Receiver<Mode>) ->
         if ab.done() && ba.done() {
             return End::Closed;
         }
-        let go = current == Mode::Forward;
+        let (up, down) = (current.flows(true), current.flows(false));
         // `true`: the client-to-upstream flow; `false`: upstream-to-client.
         let event = tokio::select! {
             changed = mode.changed() => match changed {
                 Ok(()) => Event::ModeChanged,
                 Err(_) => Event::ProxyGone,
             },
-            ready = a.readable(), if go && ab.wants_read() => Event::Read(true).unless(ready),
-            ready = b.readable(), if go && ba.wants_read() => Event::Read(false).unless(ready),
-            ready = b.writable(), if go && ab.pending() => Event::Write(true).unless(ready),
-            ready = a.writable(), if go && ba.pending() => Event::Write(false).unless(ready),
+            ready = a.readable(), if up && ab.wants_read() => Event::Read(true).unless(ready),
+            ready = b.readable(), if down && ba.wants_read() => Event::Read(false).unless(ready),
+            ready = b.writable(), if up && ab.pending() => Event::Write(true).unless(ready),
+            ready = a.writable(), if down && ba.pending() => Event::Write(false).unless(ready),
         };
-        let (from, to, flow, read) = match event {
+        let (from, to, flow, read, upstream) = match event {
             Event::ModeChanged => continue,
             Event::ProxyGone => return End::Closed,
             Event::Failed => return End::Reset,
-            Event::Read(true) => (a, b, &mut ab, true),
-            Event::Read(false) => (b, a, &mut ba, true),
-            Event::Write(true) => (a, b, &mut ab, false),
-            Event::Write(false) => (b, a, &mut ba, false),
+            Event::Read(true) => (a, b, &mut ab, true, true),
+            Event::Read(false) => (b, a, &mut ba, true, false),
+            Event::Write(true) => (a, b, &mut ab, false, true),
+            Event::Write(false) => (b, a, &mut ba, false, false),
         };
         let outcome = {
             let current = mode.borrow();
-            if *current != Mode::Forward {
+            if !current.flows(upstream) {
                 continue;
             }
             let outcome = if read {

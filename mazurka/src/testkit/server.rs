@@ -429,6 +429,9 @@ impl ZkServer {
             "-Djava.net.preferIPv4Stack=true".to_owned(),
             "-Dzookeeper.admin.enableServer=false".to_owned(),
             "-Dzookeeper.jmx.log4j.disable=true".to_owned(),
+            // Reap empty container nodes (lock directories) within a second, not a minute, so
+            // tests can see it happen.
+            "-Dznode.container.checkIntervalMs=500".to_owned(),
             "-Dzookeeper.root.logger=INFO,CONSOLE".to_owned(),
             format!("-Dzookeeper.log.dir={dir}"),
             format!("-Dlog4j.configuration=file:{dir}/log4j.properties"),
