@@ -81,6 +81,18 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// A transaction's snapshot can no longer be consistent: another process changed a ref it
+    /// read. The transaction restarts on its own; inside a body, propagate this with `?` (a body
+    /// that swallows it is rerun anyway, and never commits).
+    #[error(
+        "transaction conflict on {path:?}: another writer changed it since this attempt read it; the \
+         transaction restarts (inside a dosync body, propagate this error with `?`)"
+    )]
+    Conflict {
+        /// The ref that changed.
+        path: String,
+    },
+
     /// A validator rejected a new value; nothing was written.
     #[error("validator rejected the new value for {path:?}: {reason}")]
     Invalid {

@@ -24,14 +24,17 @@ pub mod error;
 pub mod lock;
 pub mod path;
 pub mod session;
+pub mod stm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 pub use codec::{Bincode, Codec, Json};
 pub use error::{CodecError, Error, PathRule, Result, ZkErrorCode};
 pub use lock::{DistributedLock, Fenced, HoldState, HolderInfo, LockGuard};
+pub use lock::{DistributedRwLock, ReadGuard, RwMode, WriteGuard};
 pub use path::ZnodePath;
 pub use session::{AclPolicy, Session, SessionBuilder, SessionState, SessionStates};
+pub use stm::{after_commit, dosync, dosync_with, in_transaction, Ref, TxnOptions, Value};
 
 #[doc(hidden)]
 #[path = "private.rs"]

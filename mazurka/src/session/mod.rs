@@ -458,6 +458,11 @@ impl Session {
         guard.as_ref().map(|c| (c.client.clone(), c.generation))
     }
 
+    /// Whether `other` is a clone of this session.
+    pub(crate) fn same_as(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The runtime the session lives on (for spawning from `Drop`).
     pub(crate) fn runtime(&self) -> &Handle {
         &self.inner.runtime

@@ -1,0 +1,378 @@
+//! The ambient transaction: what one attempt has read and written, and the retry loop.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::cache::Known;
+use super::commit::{self, Outcome};
+use super::refs::{AnyValue, ErasedRef};
+use super::retry::{Backoff, TxnOptions};
+use crate::codec::{EnvelopeMeta, WriterId};
+use crate::error::{Error, Result, ZkErrorCode};
+use crate::session::Session;
+
+tokio::task_local! {
+    /// The transaction of the current task, if any: refs find it here, as Clojure's find the
+    /// thread-bound one.
+    static CURRENT: Arc<Mutex<Attempt>>;
+}
+
+/// A commutative change, type-erased.
+pub(crate) type CommuteFn = Box<dyn Fn(&AnyValue) -> Result<AnyValue> + Send + Sync>;
+
+/// A read the commit will check: the version (and envelope) the attempt saw.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadAt {
+    pub(crate) version: i32,
+    pub(crate) meta: EnvelopeMeta,
+}
+
+/// One ref's part in an attempt.
+pub(crate) struct Entry {
+    pub(crate) r: Arc<dyn ErasedRef>,
+    /// Set when the attempt read the ref (checked at commit, and the base of a write).
+    pub(crate) read: Option<ReadAt>,
+    /// The value in the transaction.
+    pub(crate) value: Option<AnyValue>,
+    /// Set by `ref_set`/`alter`: written at commit at the read version.
+    pub(crate) written: bool,
+    /// Commutes of a ref not otherwise read or written: re-applied at commit to the then-current
+    /// value.
+    pub(crate) commutes: Vec<CommuteFn>,
+}
+
+impl Entry {
+    fn new(r: Arc<dyn ErasedRef>) -> Entry {
+        Entry {
+            r,
+            read: None,
+            value: None,
+            written: false,
+            commutes: Vec::new(),
+        }
+    }
+}
+
+/// One attempt of a transaction.
+pub(crate) struct Attempt {
+    /// Written into every envelope this attempt commits: how a lost reply is decided later.
+    pub(crate) id: WriterId,
+    pub(crate) session: Option<Session>,
+    /// By path: commits touch znodes in a deterministic order.
+    pub(crate) entries: BTreeMap<String, Entry>,
+    pub(crate) after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    /// A ref found changed under this attempt: it must not commit.
+    pub(crate) conflict: Option<String>,
+}
+
+impl Attempt {
+    fn new() -> Attempt {
+        Attempt {
+            id: WriterId::random(),
+            session: None,
+            entries: BTreeMap::new(),
+            after_commit: Vec::new(),
+            conflict: None,
+        }
+    }
+
+    fn join(&mut self, session: &Session) -> Result<()> {
+        match &self.session {
+            None => {
+                self.session = Some(session.clone());
+                Ok(())
+            }
+            Some(s) if s.same_as(session) => Ok(()),
+            Some(_) => Err(Error::Config(
+                "a transaction's refs must all belong to one Session (its commit is one ZooKeeper multi)"
+                    .into(),
+            )),
+        }
+    }
+
+    fn check_conflict(&self) -> Result<()> {
+        match &self.conflict {
+            Some(path) => Err(Error::Conflict { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn lock(cell: &Mutex<Attempt>) -> MutexGuard<'_, Attempt> {
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn current(operation: &'static str) -> Result<Arc<Mutex<Attempt>>> {
+    CURRENT
+        .try_with(Arc::clone)
+        .map_err(|_| Error::NoTransaction { operation })
+}
+
+/// Whether the current task runs inside a transaction.
+#[must_use]
+pub fn in_transaction() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
+/// Runs `f` once, after the current transaction commits (never if it aborts; once however often
+/// the body was rerun) — for side effects such as sending a message.
+///
+/// # Errors
+/// [`Error::NoTransaction`] outside a transaction.
+pub fn after_commit(f: impl FnOnce() + Send + 'static) -> Result<()> {
+    let cell = current("after_commit")?;
+    lock(&cell).after_commit.push(Box::new(f));
+    Ok(())
+}
+
+/// Reads `r` in the current attempt: the in-transaction value if there is one; else the first
+/// read of the attempt from the replica (no request), and any later read together with
+/// everything read so far in one `multiRead` (an atomic snapshot), which must show the earlier
+/// reads unchanged — so the body never sees a state that never existed.
+pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Result<AnyValue> {
+    let cell = current(operation)?;
+    let path = r.path().to_string();
+    let earlier: Vec<(String, i32, Arc<dyn ErasedRef>)> = {
+        let mut a = lock(&cell);
+        a.join(r.session())?;
+        a.check_conflict()?;
+        if let Some(value) = a.entries.get(&path).and_then(|e| e.value.as_ref()) {
+            return Ok(r.clone_value(value));
+        }
+        a.entries
+            .iter()
+            .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
+            .collect()
+    };
+    if earlier.is_empty() && !r.cache().is_suspect() {
+        if let Known::Value(cached) = r.cache().current() {
+            let (value, meta) = r.decode(&cached.bytes)?;
+            return Ok(record(
+                &cell,
+                r,
+                ReadAt {
+                    version: cached.version,
+                    meta,
+                },
+                value,
+            ));
+        }
+    }
+    let mut paths: Vec<&str> = earlier.iter().map(|(p, _, _)| p.as_str()).collect();
+    paths.push(&path);
+    let mut results = r.session().multi_read(&paths).await?;
+    let Some(mine) = results.pop() else {
+        return Err(Error::OutcomeUnknown {
+            path,
+            detail: "multiRead returned too few results".into(),
+        });
+    };
+    for ((p, expected, other), now) in earlier.iter().zip(results) {
+        let changed = match now {
+            Some((bytes, stat)) => {
+                let moved = stat.version != *expected;
+                other.cache().offer(Arc::new(bytes), stat.version, stat.mzxid);
+                moved
+            }
+            None => true,
+        };
+        if changed {
+            lock(&cell).conflict = Some(p.clone());
+            return Err(Error::Conflict { path: p.clone() });
+        }
+    }
+    let Some((bytes, stat)) = mine else {
+        return Err(Error::ZooKeeper {
+            operation: "getData",
+            path,
+            code: ZkErrorCode::NoNode,
+        });
+    };
+    let bytes = Arc::new(bytes);
+    r.cache().offer(bytes.clone(), stat.version, stat.mzxid);
+    let (value, meta) = r.decode(&bytes)?;
+    Ok(record(
+        &cell,
+        r,
+        ReadAt {
+            version: stat.version,
+            meta,
+        },
+        value,
+    ))
+}
+
+fn record(cell: &Mutex<Attempt>, r: Arc<dyn ErasedRef>, read: ReadAt, value: AnyValue) -> AnyValue {
+    let copy = r.clone_value(&value);
+    let mut a = lock(cell);
+    let entry = a
+        .entries
+        .entry(r.path().to_string())
+        .or_insert_with(|| Entry::new(r));
+    entry.read = Some(read);
+    entry.value = Some(value);
+    copy
+}
+
+/// Sets `r` to `value` in the current attempt (reading it first if the attempt has not, so the
+/// write has a version to be checked against).
+pub(crate) async fn write(r: Arc<dyn ErasedRef>, value: AnyValue, operation: &'static str) -> Result<()> {
+    let cell = current(operation)?;
+    let path = r.path().to_string();
+    let needs_read = {
+        let mut a = lock(&cell);
+        a.join(r.session())?;
+        a.check_conflict()?;
+        match a.entries.get(&path) {
+            Some(e) if !e.commutes.is_empty() => {
+                return Err(Error::Invalid {
+                    path,
+                    reason: "cannot ref_set/alter a ref after commute in the same transaction".into(),
+                })
+            }
+            Some(e) => e.read.is_none(),
+            None => true,
+        }
+    };
+    if needs_read {
+        read(r.clone(), operation).await?;
+    }
+    let mut a = lock(&cell);
+    let entry = a.entries.entry(path).or_insert_with(|| Entry::new(r));
+    entry.value = Some(value);
+    entry.written = true;
+    Ok(())
+}
+
+/// Commutes `r` by `f` in the current attempt; returns the in-transaction value.
+pub(crate) async fn commute(r: Arc<dyn ErasedRef>, f: CommuteFn) -> Result<AnyValue> {
+    let cell = current("commute")?;
+    let path = r.path().to_string();
+    {
+        let mut a = lock(&cell);
+        a.join(r.session())?;
+        a.check_conflict()?;
+        if let Some(entry) = a.entries.get_mut(&path) {
+            if let Some(value) = entry.value.as_ref() {
+                let next = f(value)?;
+                let copy = r.clone_value(&next);
+                entry.value = Some(next);
+                if entry.read.is_some() || entry.written {
+                    // Read or written already: an ordinary write of the new value.
+                    entry.written = true;
+                } else {
+                    entry.commutes.push(f);
+                }
+                return Ok(copy);
+            }
+        }
+    }
+    // The in-transaction value starts from the latest value this process knows.
+    let base = match r.cache().current() {
+        Known::Value(cached) => r.decode(&cached.bytes)?.0,
+        _ => match r.session().get(r.path().as_str()).await? {
+            Some((bytes, _)) => r.decode(&bytes)?.0,
+            None => {
+                return Err(Error::ZooKeeper {
+                    operation: "getData",
+                    path,
+                    code: ZkErrorCode::NoNode,
+                });
+            }
+        },
+    };
+    let next = f(&base)?;
+    let copy = r.clone_value(&next);
+    let mut a = lock(&cell);
+    let entry = a.entries.entry(path).or_insert_with(|| Entry::new(r));
+    entry.value = Some(next);
+    entry.commutes.push(f);
+    Ok(copy)
+}
+
+/// Runs `body` as a transaction: reads and writes of refs inside it (in any code it awaits, on
+/// this task) form one atomic, serializable unit, committed as a single ZooKeeper `multi`. On a
+/// conflict with another writer the body runs again (after a short jittered backoff), so it must
+/// not have side effects other than through refs — use [`after_commit`] for those. A `dosync`
+/// inside a transaction joins it.
+///
+/// The body is a closure returning a future, typically `|| async move { … }` capturing refs by
+/// reference (a `Ref` is also cheap to clone). An `Err` from the body aborts the transaction:
+/// nothing is written, and the error is returned.
+///
+/// ```no_run
+/// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
+/// use mazurka::{dosync, Ref};
+/// let from: Ref<i64> = Ref::new(session, "/bank/alice", 100).await?;
+/// let to: Ref<i64> = Ref::new(session, "/bank/bob", 0).await?;
+/// let (from, to) = (&from, &to);
+/// dosync(|| async move {
+///     from.alter(|v| v - 10).await?;
+///     to.alter(|v| v + 10).await?;
+///     Ok::<_, mazurka::Error>(())
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// The body's own error (abort); [`Error::Invalid`] if a validator refused a new value;
+/// [`Error::RetryLimit`] after too many conflicts; [`Error::ValueTooLarge`] if the write set
+/// does not fit one request; [`Error::OutcomeUnknown`] if a commit's reply was lost and the
+/// outcome could not be decided; session errors.
+///
+/// # Cancel safety
+/// Dropping the future before the commit is sent discards the attempt (nothing written).
+/// Dropping it while the commit is in flight leaves the outcome unknown to the caller (it
+/// applies entirely or not at all).
+pub async fn dosync<R, E, F, Fut>(body: F) -> std::result::Result<R, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<R, E>>,
+    E: From<Error>,
+{
+    dosync_with(TxnOptions::default(), body).await
+}
+
+/// [`dosync`] with explicit [`TxnOptions`] (retry limit, backoff).
+///
+/// # Errors
+/// As [`dosync`].
+///
+/// # Cancel safety
+/// As [`dosync`].
+pub async fn dosync_with<R, E, F, Fut>(options: TxnOptions, mut body: F) -> std::result::Result<R, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<R, E>>,
+    E: From<Error>,
+{
+    if in_transaction() {
+        return body().await; // nested: part of the outer transaction
+    }
+    let mut backoff = Backoff::new(&options);
+    for _ in 0..options.retry_limit {
+        let cell = Arc::new(Mutex::new(Attempt::new()));
+        let outcome = CURRENT.scope(cell.clone(), body()).await;
+        let mut attempt = std::mem::replace(&mut *lock(&cell), Attempt::new());
+        if attempt.conflict.is_some() {
+            backoff.wait().await;
+            continue;
+        }
+        let value = outcome?;
+        match commit::commit(&mut attempt).await? {
+            Outcome::Committed => {
+                for f in attempt.after_commit {
+                    f();
+                }
+                return Ok(value);
+            }
+            Outcome::Conflict => backoff.wait().await,
+        }
+    }
+    Err(Error::RetryLimit {
+        attempts: options.retry_limit,
+    }
+    .into())
+}
