@@ -19,20 +19,25 @@
 
 #![warn(missing_docs)]
 
+pub mod atom;
 pub mod codec;
 pub mod error;
 pub mod lock;
 pub mod path;
+pub mod pod;
 pub mod session;
 pub mod stm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use atom::Atom;
 pub use codec::{Bincode, Codec, Json};
 pub use error::{CodecError, Error, PathRule, Result, ZkErrorCode};
+pub use lock::Condition;
 pub use lock::{DistributedLock, Fenced, HoldState, HolderInfo, LockGuard};
 pub use lock::{DistributedRwLock, ReadGuard, RwMode, WriteGuard};
 pub use path::ZnodePath;
+pub use pod::Pod;
 pub use session::{AclPolicy, Session, SessionBuilder, SessionState, SessionStates};
 pub use stm::{after_commit, dosync, dosync_with, in_transaction, Ref, TxnOptions, Value};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::txn::{Attempt, ReadAt};
-use crate::codec::{Envelope, HistoryEntry, WriterId, MAX_HISTORY};
+use crate::codec::{Envelope, WriterId};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::{MultiOp, MultiOutcome, Session};
 
@@ -54,14 +54,8 @@ fn ambiguous(err: &Error) -> bool {
 }
 
 /// The history for a value replacing the one read at `base`.
-fn history(base: &ReadAt) -> Vec<HistoryEntry> {
-    let mut history = Vec::with_capacity(MAX_HISTORY);
-    history.push(HistoryEntry {
-        writer: base.meta.writer,
-        version: base.version,
-    });
-    history.extend(base.meta.history.iter().take(MAX_HISTORY - 1).copied());
-    history
+fn history(base: &ReadAt) -> Vec<crate::codec::HistoryEntry> {
+    super::stored::history_after(base.version, &base.meta)
 }
 
 pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {

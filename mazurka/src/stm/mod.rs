@@ -16,12 +16,14 @@
 //! reported failed when it landed ([`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown) when
 //! it cannot be decided).
 
-mod cache;
+pub(crate) mod cache;
 mod commit;
 mod refs;
 mod retry;
+pub(crate) mod stored;
 mod txn;
 
-pub use refs::{Ref, Value};
+pub use refs::Ref;
 pub use retry::TxnOptions;
+pub use stored::Value;
 pub use txn::{after_commit, dosync, dosync_with, in_transaction};

@@ -1,0 +1,237 @@
+//! `Atom<T>`: an independent value in a znode, changed by compare-and-set.
+
+use std::sync::Arc;
+
+use crate::codec::{Bincode, Codec, Envelope, WriterId};
+use crate::error::{Error, Result, ZkErrorCode};
+use crate::session::Session;
+use crate::stm::cache::{Cached, Known};
+use crate::stm::stored::{history_after, stored_api, Stored, Value};
+
+/// A Clojure-style atom: one value in a znode, changed atomically and independently of anything
+/// else (no transaction) by a versioned compare-and-set.
+///
+/// A [`swap`](Atom::swap) computes the new value from the replica's (no read request) and writes
+/// it with one version-checked `setData`; if another process got there first, it takes the
+/// newer value (from the replica if its watch already delivered it, else with one read) and
+/// tries again at once — no backoff sleep. So `f` may run more than once: it must be free of
+/// side effects.
+///
+/// ```no_run
+/// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
+/// let hits: mazurka::Atom<u64> = mazurka::Atom::new(session, "/counters/hits", 0).await?;
+/// let now = hits.swap(|n| n + 1).await?;
+/// println!("{now} hits so far");
+/// # Ok(()) }
+/// ```
+pub struct Atom<T, C = Bincode> {
+    pub(crate) inner: Arc<Stored<T, C>>,
+}
+
+impl<T, C> Clone for Atom<T, C> {
+    fn clone(&self) -> Self {
+        Atom {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T, C: Codec> std::fmt::Debug for Atom<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Atom")
+            .field("path", &self.inner.path.as_str())
+            .field("codec", &C::NAME)
+            .finish()
+    }
+}
+
+/// Errors that are not the server's answer: the write may or may not have applied.
+fn ambiguous(err: &Error) -> bool {
+    err.is_retryable() || matches!(err, Error::SessionLost)
+}
+
+impl<T: Value, C: Codec> Atom<T, C> {
+    /// The atom at `path`, created with `initial` if it does not exist yet.
+    ///
+    /// # Errors
+    /// As [`Ref::new`](crate::Ref::new).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn new(session: &Session, path: impl Into<String>, initial: T) -> Result<Atom<T, C>> {
+        Ok(Atom {
+            inner: Stored::create_or_open(session, path, initial).await?,
+        })
+    }
+
+    /// The existing atom at `path`.
+    ///
+    /// # Errors
+    /// As [`Ref::open`](crate::Ref::open).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn open(session: &Session, path: impl Into<String>) -> Result<Atom<T, C>> {
+        Ok(Atom {
+            inner: Stored::open(session, path).await?,
+        })
+    }
+
+    stored_api!("atom");
+
+    /// Sets the value to `f(current)`, atomically; returns the new value. `f` may run several
+    /// times (when other writers interleave).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] if the validator refuses a new value (nothing written); session and
+    /// ZooKeeper errors; [`Error::OutcomeUnknown`] if a write's reply was lost and its outcome
+    /// could not be decided.
+    ///
+    /// # Cancel safety
+    /// Dropping the future while a write is in flight leaves its outcome unknown to the caller
+    /// (the write applies entirely or not at all).
+    pub async fn swap(&self, f: impl FnMut(&T) -> T) -> Result<T> {
+        self.swap_vals(f).await.map(|(_, new)| new)
+    }
+
+    /// As [`swap`](Atom::swap), returning `(old, new)`.
+    ///
+    /// # Errors
+    /// As [`swap`](Atom::swap).
+    ///
+    /// # Cancel safety
+    /// As [`swap`](Atom::swap).
+    pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(T, T)> {
+        let (mut current, mut cached) = self.inner.cached()?;
+        loop {
+            let new = f(&current);
+            match self.write_over(&cached, &new).await? {
+                Written::Yes => return Ok((current, new)),
+                Written::Lost(fresh) => (current, cached) = fresh,
+            }
+        }
+    }
+
+    /// Sets the value to `value` regardless of the current one; returns it.
+    ///
+    /// # Errors
+    /// As [`swap`](Atom::swap).
+    ///
+    /// # Cancel safety
+    /// As [`swap`](Atom::swap).
+    pub async fn reset(&self, value: T) -> Result<T> {
+        self.swap(|_| value.clone()).await
+    }
+
+    /// Sets the value to `new` only if it currently equals `old` (as the latest value this
+    /// process can learn: a write that lost the race to an equal value is retried, one that lost
+    /// to a different value is not); `true` if it did.
+    ///
+    /// # Errors
+    /// As [`swap`](Atom::swap).
+    ///
+    /// # Cancel safety
+    /// As [`swap`](Atom::swap).
+    pub async fn compare_and_set(&self, old: &T, new: T) -> Result<bool>
+    where
+        T: PartialEq,
+    {
+        let (mut current, mut cached) = self.inner.cached()?;
+        loop {
+            if &current != old {
+                // The replica may lag: confirm with the server before saying no.
+                let (fresh, fresh_cached) = self.inner.read_fresh().await?;
+                if &fresh != old {
+                    return Ok(false);
+                }
+                cached = fresh_cached;
+            }
+            match self.write_over(&cached, &new).await? {
+                Written::Yes => return Ok(true),
+                Written::Lost(fresh) => (current, cached) = fresh,
+            }
+        }
+    }
+
+    /// One versioned write of `new` over the value `base`.
+    async fn write_over(&self, base: &Cached, new: &T) -> Result<Written<T>> {
+        self.inner.validate(new)?;
+        let meta = Envelope::parse(&base.bytes)
+            .map_err(|source| Error::Codec {
+                path: self.inner.path.to_string(),
+                source,
+            })?
+            .into_meta();
+        let writer = WriterId::random();
+        let bytes = Arc::new(
+            self.inner
+                .encode(new, writer, &history_after(base.version, &meta))?,
+        );
+        let path = self.inner.path.as_str();
+        let mut sent = self.inner.session.set(path, &bytes, Some(base.version)).await;
+        loop {
+            match sent {
+                Ok(stat) => {
+                    self.inner.cache.offer(bytes, stat.version, stat.mzxid);
+                    return Ok(Written::Yes);
+                }
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::BadVersion,
+                    ..
+                }) => {
+                    return Ok(Written::Lost(self.newer_than(base).await?));
+                }
+                Err(err) if ambiguous(&err) => {
+                    // Decide by reading back: our writer id means it applied.
+                    let (value, now) = match self.inner.read_fresh().await {
+                        Ok(fresh) => fresh,
+                        Err(again) if ambiguous(&again) => {
+                            sent = Err(again);
+                            continue;
+                        }
+                        Err(other) => return Err(other),
+                    };
+                    let ours = Envelope::parse(&now.bytes)
+                        .map(|e| e.writer == writer || e.history.iter().any(|h| h.writer == writer));
+                    if ours.unwrap_or(false) {
+                        return Ok(Written::Yes);
+                    }
+                    if now.version == base.version {
+                        sent = self.inner.session.set(path, &bytes, Some(base.version)).await;
+                        continue;
+                    }
+                    // Moved past our base: it did not land (history says so) or cannot now.
+                    let behind = i64::from(now.version) - i64::from(base.version) - 1;
+                    let reach = Envelope::parse(&now.bytes).map_or(0, |e| e.history.len() as i64);
+                    if behind > reach {
+                        return Err(Error::OutcomeUnknown {
+                            path: path.to_owned(),
+                            detail: format!(
+                                "the atom moved {behind} versions past our write while the reply was lost"
+                            ),
+                        });
+                    }
+                    return Ok(Written::Lost((value, now)));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// After losing a race: the newer value, from the replica if its watch already brought it,
+    /// else with one read.
+    async fn newer_than(&self, base: &Cached) -> Result<(T, Cached)> {
+        if let Known::Value(cached) = self.inner.cache.current() {
+            if cached.version > base.version {
+                return Ok((self.inner.decode_cached(&cached)?, cached));
+            }
+        }
+        self.inner.read_fresh().await
+    }
+}
+
+enum Written<T> {
+    Yes,
+    /// Someone else wrote first: their value.
+    Lost((T, Cached)),
+}
