@@ -1,5 +1,6 @@
 //! `Atom<T>`: an independent value in a znode, changed by compare-and-set.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::codec::{Bincode, Codec, Envelope, WriterId};
@@ -26,15 +27,23 @@ use crate::stm::stored::{history_after, stored_api, Stored, Value};
 /// ```
 pub struct Atom<T, C = Bincode> {
     pub(crate) inner: Arc<Stored<T, C>>,
+    /// Recent conflicts, shared by clones: while contended, every write is followed by a
+    /// pipelined read, so a loser has the winner's value as soon as it learns it lost (no extra
+    /// round trip, and no head start for the winner's next write).
+    contention: Arc<AtomicU32>,
 }
 
 impl<T, C> Clone for Atom<T, C> {
     fn clone(&self) -> Self {
         Atom {
             inner: self.inner.clone(),
+            contention: self.contention.clone(),
         }
     }
 }
+
+/// Writes that stay "contended" after a conflict.
+const CONTENDED_FOR: u32 = 16;
 
 impl<T, C: Codec> std::fmt::Debug for Atom<T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +70,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
     pub async fn new(session: &Session, path: impl Into<String>, initial: T) -> Result<Atom<T, C>> {
         Ok(Atom {
             inner: Stored::create_or_open(session, path, initial).await?,
+            contention: Arc::default(),
         })
     }
 
@@ -74,6 +84,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
     pub async fn open(session: &Session, path: impl Into<String>) -> Result<Atom<T, C>> {
         Ok(Atom {
             inner: Stored::open(session, path).await?,
+            contention: Arc::default(),
         })
     }
 
@@ -168,10 +179,22 @@ impl<T: Value, C: Codec> Atom<T, C> {
                 .encode(new, writer, &history_after(base.version, &meta))?,
         );
         let path = self.inner.path.as_str();
-        let mut sent = self.inner.session.set(path, &bytes, Some(base.version)).await;
+        let session = &self.inner.session;
+        let contended = self.contention.load(Ordering::Relaxed) > 0;
+        let (mut sent, behind) = if contended {
+            // The read goes out right behind the write: it sees the winner's value if we lose.
+            let (sent, behind) =
+                tokio::join!(session.set(path, &bytes, Some(base.version)), session.get(path));
+            (sent, behind.ok().flatten())
+        } else {
+            (session.set(path, &bytes, Some(base.version)).await, None)
+        };
         loop {
             match sent {
                 Ok(stat) => {
+                    let _ = self
+                        .contention
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
                     self.inner.cache.offer(bytes, stat.version, stat.mzxid);
                     return Ok(Written::Yes);
                 }
@@ -179,6 +202,14 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     code: ZkErrorCode::BadVersion,
                     ..
                 }) => {
+                    self.contention.store(CONTENDED_FOR, Ordering::Relaxed);
+                    if let Some((data, stat)) = behind {
+                        let cached = Cached::new(data, &stat);
+                        self.inner
+                            .cache
+                            .offer(cached.bytes.clone(), cached.version, cached.mzxid);
+                        return Ok(Written::Lost((self.inner.decode_cached(&cached)?, cached)));
+                    }
                     return Ok(Written::Lost(self.newer_than(base).await?));
                 }
                 Err(err) if ambiguous(&err) => {

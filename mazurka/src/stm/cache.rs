@@ -50,8 +50,8 @@ pub(crate) enum Known {
 #[derive(Debug)]
 pub(crate) struct CacheEntry {
     known: watch::Sender<Known>,
-    /// Set when a commit or check found the replica behind: the next transaction read goes to
-    /// the server instead of trusting it.
+    /// Set when the replica is known to be behind (a change event not yet read, or a commit
+    /// that found a newer version): transaction reads go to the server instead of trusting it.
     suspect: AtomicBool,
     /// Dropped with the entry: tells the refresh task to stop.
     _alive: watch::Sender<()>,
@@ -152,9 +152,16 @@ impl CacheEntry {
 #[derive(Debug, Default)]
 struct EntrySlot(std::sync::Mutex<Weak<CacheEntry>>);
 
+/// Changes closer together than this count as a burst.
+const BURST: Duration = Duration::from_millis(50);
+/// The longest a replica waits, in a burst, before reading a change.
+const MAX_CALM: Duration = Duration::from_millis(20);
+
 /// Keeps an entry current until it is dropped or the session closes.
 async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut alive: watch::Receiver<()>) {
     let mut backoff = Duration::from_millis(20);
+    let mut last_event: Option<tokio::time::Instant> = None;
+    let mut calm = Duration::ZERO;
     loop {
         let generation = session.generation();
         let read = tokio::select! {
@@ -203,7 +210,27 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
                 }
             }
         };
-        if event == NodeEvent::SessionEnded {
+        if event != NodeEvent::SessionEnded {
+            // Changed: transactions stop trusting the replica until it is read again. Under a
+            // burst of changes the re-read waits a little (up to 20 ms) so that one read covers
+            // several writes instead of every watcher re-reading after every write.
+            if let Some(strong) = entry.upgrade() {
+                strong.mark_suspect();
+            }
+            let now = tokio::time::Instant::now();
+            calm = match last_event.replace(now) {
+                Some(previous) if now - previous < BURST => {
+                    (calm * 2).clamp(Duration::from_millis(1), MAX_CALM)
+                }
+                _ => Duration::ZERO,
+            };
+            if !calm.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(calm) => {}
+                    _ = alive.changed() => return,
+                }
+            }
+        } else {
             // Wait for the replacement session (or the end), then read again.
             let mut states = session.states();
             let ended = states

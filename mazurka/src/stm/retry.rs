@@ -37,6 +37,7 @@ impl TxnOptions {
 /// again in lockstep.
 #[derive(Debug)]
 pub(crate) struct Backoff {
+    first: bool,
     next: Duration,
     max: Duration,
 }
@@ -44,12 +45,19 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new(options: &TxnOptions) -> Backoff {
         Backoff {
+            first: true,
             next: options.backoff_start,
             max: options.backoff_max,
         }
     }
 
     pub(crate) async fn wait(&mut self) {
+        // The first retry goes at once: the conflicting value is already known (the failed
+        // check marked its replica, so the rerun reads it fresh). Only repeated conflicts back off.
+        if self.first {
+            self.first = false;
+            return;
+        }
         let jittered = self.next.mul_f64(rand::random::<f64>());
         self.next = (self.next * 2).min(self.max);
         tokio::time::sleep(jittered).await;

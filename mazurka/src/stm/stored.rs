@@ -271,7 +271,8 @@ macro_rules! stored_api {
         }
 
         #[doc = concat!("The latest value of the ", $kind, " this process has seen, from the watch-fed")]
-        /// local replica: no request; stale by at most the watch delay.
+        /// local replica: no request; stale by at most the watch delay (plus up to 20 ms while
+        /// the value changes in bursts, when one re-read covers several changes).
         ///
         /// # Errors
         /// [`Error::Codec`](crate::Error::Codec) if the stored value does not decode;
