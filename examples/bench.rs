@@ -10,7 +10,13 @@
 //! Environment: `ZK_CONNECT` (else a private server is started), `BENCH_CLIENTS` (default 4),
 //! `BENCH_OPS` (overrides every workload's size), `BENCH_WARMUP_S` (default 1). Arguments: the
 //! workloads to run (default: all). Each client is a separate ZooKeeper session.
+//!
+//! Large values (not in the default set): `blob_write_5mb`, `blob_read_5mb`, `blob_write_20mb`,
+//! `blob_read_20mb` and their floors `blob_floor_{5,20}mb`, `blob_floor_pipelined_{5,20}mb`,
+//! `blob_floor_read_{5,20}mb` (see `bench/blob.rs`); their lines carry `mb_per_s`.
 
+#[path = "bench/blob.rs"]
+mod blob;
 mod common;
 
 use std::future::Future;
@@ -21,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mazurka::testkit::four_letter_word;
-use mazurka::{DistributedLock, Session};
+use mazurka::{Atom, DistributedLock, DistributedRwLock, Ref, Session};
 
 const SYSTEM: &str = concat!("mazurka-", env!("CARGO_PKG_VERSION"));
 
@@ -101,7 +107,7 @@ async fn run_workload<W: Op, F>(
     clients: usize,
     default_ops: usize,
     make: F,
-    extra: impl FnOnce() -> Vec<(String, serde_json::Value)>,
+    extra: impl FnOnce() -> BoxFut<'static, Vec<(String, serde_json::Value)>>,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
     F: Fn(Session, usize) -> BoxFut<'static, Result<Arc<W>, mazurka::Error>>,
@@ -188,7 +194,7 @@ where
         line["srv_writes_per_op"] = per(a.writes - b.writes).into();
         line["srv_events_per_op"] = per((a.sent - b.sent).saturating_sub(a.received - b.received)).into();
     }
-    for (k, v) in extra() {
+    for (k, v) in extra().await {
         line[k] = v;
     }
     println!("{line}");
@@ -208,6 +214,27 @@ impl Op for Uncontended {
     async fn run(&self) -> Result<Duration, String> {
         let t = Instant::now();
         let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+        if self.await_release {
+            guard.release().await.map_err(|e| e.to_string())?;
+        } else {
+            drop(guard);
+        }
+        Ok(t.elapsed())
+    }
+}
+
+/// `rwlock_readers`: read lock of a read-write lock: acquire; release (awaited, as Curator's
+/// `release()` is). Readers never wait for each other: a create and a listing sent together,
+/// then a delete — 1 read + 2 writes.
+struct RwReaders {
+    lock: DistributedRwLock,
+    await_release: bool,
+}
+
+impl Op for RwReaders {
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        let guard = self.lock.read().await.map_err(|e| e.to_string())?;
         if self.await_release {
             guard.release().await.map_err(|e| e.to_string())?;
         } else {
@@ -262,6 +289,66 @@ impl Op for Reentrant {
     }
 }
 
+fn no_extra() -> BoxFut<'static, Vec<(String, serde_json::Value)>> {
+    Box::pin(async { Vec::new() })
+}
+
+/// `stm_transfer`: the anchors' `transfer_locked` done as a transaction: move a random amount
+/// (1–100) between two distinct random accounts of K; whole op timed, conflicts included.
+struct StmTransfer {
+    accounts: Vec<Ref<i64>>,
+    rng: std::sync::Mutex<rand::rngs::StdRng>,
+    attempts: Arc<AtomicI64>,
+}
+
+impl Op for StmTransfer {
+    async fn run(&self) -> Result<Duration, String> {
+        let (a, b, amount) = {
+            use rand::Rng;
+            let mut rng = self.rng.lock().map_err(|e| e.to_string())?;
+            let a = rng.gen_range(0..self.accounts.len());
+            let b = (a + rng.gen_range(1..self.accounts.len())) % self.accounts.len();
+            (a, b, rng.gen_range(1..=100i64))
+        };
+        let t = Instant::now();
+        transfer(&self.accounts[a], &self.accounts[b], amount, &self.attempts)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(t.elapsed())
+    }
+}
+
+#[mazurka::dosync]
+async fn transfer(from: &Ref<i64>, to: &Ref<i64>, amount: i64, attempts: &AtomicI64) -> mazurka::Result<()> {
+    attempts.fetch_add(1, Ordering::Relaxed);
+    from.alter(|v| v - amount).await?;
+    to.alter(|v| v + amount).await?;
+    Ok(())
+}
+
+/// `counter_contended`: increment a shared counter (an atom's swap: one versioned write, a
+/// loser retries at once with the newer value); the whole increment is timed.
+struct Counter {
+    atom: Atom<i64>,
+    attempts: Arc<AtomicI64>,
+    increments: Arc<AtomicI64>,
+}
+
+impl Op for Counter {
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        self.atom
+            .swap(|n| {
+                self.attempts.fetch_add(1, Ordering::Relaxed);
+                n + 1
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        self.increments.fetch_add(1, Ordering::Relaxed);
+        Ok(t.elapsed())
+    }
+}
+
 /// `noop`: nothing; what the harness itself costs per op.
 struct Noop;
 
@@ -272,17 +359,37 @@ impl Op for Noop {
     }
 }
 
+/// As `common::zookeeper`, but a private server gets a 4 GiB heap: ZooKeeper holds every value in
+/// memory, and its last 500 committed transactions too (`zookeeper.commitLogCount`): with 1 MB
+/// chunks that alone is ~500 MB, and 2 GiB ran out during a full run of the blob workloads.
+fn blob_zookeeper() -> Result<(String, Option<mazurka::testkit::ZkServer>), Box<dyn std::error::Error>> {
+    if std::env::var("ZK_CONNECT").is_ok_and(|c| !c.trim().is_empty()) {
+        return common::zookeeper("ZK_CONNECT");
+    }
+    eprintln!("ZK_CONNECT is not set: starting a private ZooKeeper server (4 GiB heap) for this run …");
+    let server = mazurka::testkit::ZkServer::builder()
+        .tick_time(Duration::from_millis(500))
+        .heap_mb(4096)
+        .start()?;
+    Ok((server.connect_string(), Some(server)))
+}
+
 fn all_workloads() -> Vec<&'static str> {
     vec![
         "lock_uncontended",
         "lock_uncontended_drop",
         "lock_contended",
+        "rwlock_readers",
         "reentrant",
     ]
 }
 
 async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
-    let (connect, _server) = common::zookeeper("ZK_CONNECT")?;
+    let (connect, _server) = if std::env::args().skip(1).any(|a| blob::is_blob(&a)) {
+        blob_zookeeper()?
+    } else {
+        common::zookeeper("ZK_CONNECT")?
+    };
     let env_num = |k: &str| {
         std::env::var(k)
             .ok()
@@ -329,7 +436,24 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                             Ok(Arc::new(Uncontended { lock, await_release }))
                         })
                     },
-                    Vec::new,
+                    no_extra,
+                )
+                .await?
+            }
+            "rwlock_readers" | "rwlock_readers_drop" => {
+                let await_release = name == "rwlock_readers";
+                run_workload(
+                    &cfg,
+                    name,
+                    cfg.clients,
+                    2000,
+                    move |s, _| {
+                        Box::pin(async move {
+                            let lock = s.rw_lock("/bench/rwlock")?;
+                            Ok(Arc::new(RwReaders { lock, await_release }))
+                        })
+                    },
+                    no_extra,
                 )
                 .await?
             }
@@ -358,7 +482,8 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                     move || {
                         let v = violations.load(Ordering::SeqCst);
                         let ok = v == 0 && counter.load(Ordering::SeqCst) == sections.load(Ordering::SeqCst);
-                        vec![("violations".into(), v.into()), ("verified".into(), ok.into())]
+                        let fields = vec![("violations".into(), v.into()), ("verified".into(), ok.into())];
+                        Box::pin(async move { fields })
                     },
                 )
                 .await?
@@ -378,10 +503,118 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                             }))
                         })
                     },
-                    Vec::new,
+                    no_extra,
                 )
                 .await?
             }
+            "stm_transfer" => {
+                const ACCOUNTS: usize = 10;
+                let root = format!("/bench/stm-{}", std::process::id());
+                let attempts = Arc::new(AtomicI64::new(0));
+                let verify_with: Arc<std::sync::Mutex<Option<Vec<Ref<i64>>>>> = Default::default();
+                let (root2, attempts2, verify2) = (root.clone(), attempts.clone(), verify_with.clone());
+                run_workload(
+                    &cfg,
+                    name,
+                    cfg.clients,
+                    4000,
+                    move |s, i| {
+                        let (root, attempts, verify) = (root2.clone(), attempts2.clone(), verify2.clone());
+                        Box::pin(async move {
+                            let mut accounts = Vec::new();
+                            for k in 0..ACCOUNTS {
+                                accounts.push(Ref::<i64>::new(&s, format!("{root}/{k}"), 1000).await?);
+                            }
+                            if i == 0 {
+                                if let Ok(mut v) = verify.lock() {
+                                    *v = Some(accounts.clone());
+                                }
+                            }
+                            let rng = std::sync::Mutex::new(rand::SeedableRng::seed_from_u64(i as u64));
+                            Ok(Arc::new(StmTransfer {
+                                accounts,
+                                rng,
+                                attempts,
+                            }))
+                        })
+                    },
+                    move || {
+                        Box::pin(async move {
+                            let accounts = verify_with
+                                .lock()
+                                .ok()
+                                .and_then(|mut v| v.take())
+                                .unwrap_or_default();
+                            let mut total = 0;
+                            for a in &accounts {
+                                total += a.deref_sync().await.unwrap_or(i64::MIN / 64);
+                            }
+                            let ok = total == 1000 * ACCOUNTS as i64;
+                            vec![
+                                ("accounts".into(), ACCOUNTS.into()),
+                                ("verified".into(), ok.into()),
+                                ("total".into(), total.into()),
+                                ("attempts_total".into(), attempts.load(Ordering::SeqCst).into()),
+                            ]
+                        })
+                    },
+                )
+                .await?
+            }
+            "counter_contended" => {
+                let path = format!("/bench/counter-{}", std::process::id());
+                let attempts = Arc::new(AtomicI64::new(0));
+                let increments = Arc::new(AtomicI64::new(0));
+                let check: Arc<std::sync::Mutex<Option<Atom<i64>>>> = Default::default();
+                let (p2, a2, i2, c2) = (path.clone(), attempts.clone(), increments.clone(), check.clone());
+                run_workload(
+                    &cfg,
+                    name,
+                    cfg.clients,
+                    2000,
+                    move |s, i| {
+                        let (path, attempts, increments, check) =
+                            (p2.clone(), a2.clone(), i2.clone(), c2.clone());
+                        Box::pin(async move {
+                            let atom = Atom::<i64>::new(&s, path, 0).await?;
+                            if i == 0 {
+                                if let Ok(mut c) = check.lock() {
+                                    *c = Some(atom.clone());
+                                }
+                            }
+                            Ok(Arc::new(Counter {
+                                atom,
+                                attempts,
+                                increments,
+                            }))
+                        })
+                    },
+                    move || {
+                        Box::pin(async move {
+                            let atom = check.lock().ok().and_then(|mut c| c.take());
+                            let value = match atom {
+                                Some(a) => a.deref_sync().await.unwrap_or(-1),
+                                None => -1,
+                            };
+                            let done = increments.load(Ordering::SeqCst);
+                            let tried = attempts.load(Ordering::SeqCst);
+                            vec![
+                                ("verified".into(), (value == done).into()),
+                                (
+                                    "attempts_per_op".into(),
+                                    ((tried as f64 / done.max(1) as f64 * 100.0).round() / 100.0).into(),
+                                ),
+                                (
+                                    "retry".into(),
+                                    "immediate, newer value from the replica or one read".into(),
+                                ),
+                            ]
+                        })
+                    },
+                )
+                .await?
+            }
+            name if blob::is_blob(name) => blob::run(&cfg, name).await?,
             "noop" => {
                 // Calibration: the harness's own cost per op (ticket, two clock reads, record).
                 run_workload(
@@ -390,7 +623,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                     1,
                     200_000,
                     |_, _| Box::pin(async { Ok(Arc::new(Noop)) }),
-                    Vec::new,
+                    no_extra,
                 )
                 .await?
             }

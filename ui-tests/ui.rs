@@ -18,12 +18,77 @@ fn lock() {
     t.compile_fail("fail/lock/*.rs");
 }
 
+#[test]
+fn distributed() {
+    let t = trybuild::TestCases::new();
+    t.pass("pass/distributed/*.rs");
+    t.compile_fail("fail/distributed/*.rs");
+}
+
+#[test]
+fn dosync() {
+    let t = trybuild::TestCases::new();
+    t.pass("pass/dosync/*.rs");
+    t.compile_fail("fail/dosync/*.rs");
+}
+
+/// Expansions of `#[distributed]` and `#[dosync]` inside this crate, so that
+/// `cargo clippy --all-targets` lints them too.
+#[allow(dead_code)]
+mod clippy_sees_attribute_expansions {
+    use mazurka::{distributed, dosync, Ref};
+    use serde::{Deserialize, Serialize};
+
+    #[distributed(ref = "/ui/accounts/{bank}/{id}")]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Account {
+        pub balance: i64,
+    }
+
+    #[distributed(ref = "/ui/config", codec = "json")]
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Config {
+        pub name: String,
+    }
+
+    #[dosync]
+    pub async fn transfer(from: &Ref<Account>, to: &Ref<Account>, amount: i64) -> mazurka::Result<()> {
+        from.alter(|a| Account {
+            balance: a.balance - amount,
+        })
+        .await?;
+        to.alter(|a| Account {
+            balance: a.balance + amount,
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub struct Bank {
+        pub reserve: Ref<Account>,
+    }
+
+    impl Bank {
+        #[dosync(retry_limit = 10)]
+        pub async fn fund(
+            &self,
+            to: &Ref<Account>,
+            label: String,
+            mut amount: i64,
+        ) -> mazurka::Result<String> {
+            amount += 1;
+            transfer(&self.reserve, to, amount).await?;
+            Ok(label)
+        }
+    }
+}
+
 /// Expansions of `lock!` inside this crate, so that `cargo clippy --all-targets` lints them too.
 #[allow(dead_code)]
 mod clippy_sees_expansions {
     use std::time::Duration;
 
-    use mazurka::{lock, DistributedLock, Session};
+    use mazurka::{lock, DistributedLock, DistributedRwLock, Session};
 
     async fn every_form(session: &Session, lock: &DistributedLock) -> mazurka::Result<u32> {
         let a = lock!(session, "/ui/a" => { 1 })?;
@@ -35,6 +100,15 @@ mod clippy_sees_expansions {
             Ok::<_, std::num::ParseIntError>(n)
         })?
         .unwrap_or_default();
+        Ok(a + b + c + d + e)
+    }
+
+    async fn read_write_forms(session: &Session, rw: &DistributedRwLock) -> mazurka::Result<u32> {
+        let a = lock!(read session, "/ui/rw" => { 1 })?;
+        let b = lock!(write try session, "/ui/rw" => { 2 })?.unwrap_or_default();
+        let c = lock!(read try rw => { 3 } else { 0 })?;
+        let d = lock!(write rw, timeout = Duration::from_millis(10) => { 4 } else { 0 })?;
+        let e = lock!(write rw => { lock!(read rw => { 5 }) })??;
         Ok(a + b + c + d + e)
     }
 }

@@ -1,10 +1,12 @@
 //! Helpers shared by every macro: the path to the runtime crate, and compile-time checks of znode
 //! path literals.
 
-use proc_macro2::{TokenStream, TokenTree};
-use quote::quote;
-use syn::parse::ParseStream;
-use syn::{Expr, Lit, LitStr, Token};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Lit, LitStr, Token};
 
 /// How generated code names the runtime crate: `$crate` when a `macro_rules!` wrapper in `mazurka`
 /// passed it (`crate = $crate;`), `::mazurka` otherwise.
@@ -44,6 +46,26 @@ impl CratePath {
     /// The path, as tokens to put in front of `::__private::…`.
     pub(crate) fn tokens(&self) -> &TokenStream {
         &self.0
+    }
+
+    /// `crate = "<path>"` in an attribute's arguments (as serde's `crate = "…"`).
+    pub(crate) fn from_lit(lit: &LitStr) -> syn::Result<CratePath> {
+        match lit.parse::<syn::Path>() {
+            Ok(path) => Ok(CratePath(path.into_token_stream())),
+            Err(_) => Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "`crate = {:?}` is not a path; give the path to the mazurka crate, such as `crate = \"::mazurka\"`",
+                    lit.value()
+                ),
+            )),
+        }
+    }
+
+    /// `<path>::__private`, where generated code finds everything it names.
+    pub(crate) fn private(&self) -> TokenStream {
+        let krate = &self.0;
+        quote!(#krate::__private)
     }
 }
 
@@ -89,6 +111,138 @@ pub(crate) fn check_lock_path_literal(lit: &LitStr) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `tokens` with every span (at any depth) replaced by `span`: generated tokens reported at a
+/// place in the user's code.
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(group) = &tt {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(&group.stream(), span));
+                inner.set_span(span);
+                tt = TokenTree::Group(inner);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// Collects errors, then combines them into one (serde_derive's `Ctxt`, in small).
+#[derive(Debug, Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn add(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn into_error(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+/// One `key = value` in an attribute's arguments: `#[distributed(ref = "/p", codec = "json")]`.
+#[derive(Debug)]
+pub(crate) struct AttrArg {
+    /// Any identifier, keywords included (`ref`, `crate`).
+    pub(crate) key: Ident,
+    pub(crate) value: Expr,
+}
+
+impl AttrArg {
+    /// The comma-separated `key = value` list of an attribute (possibly empty).
+    pub(crate) fn parse_list(input: ParseStream<'_>) -> syn::Result<Vec<AttrArg>> {
+        Ok(Punctuated::<AttrArg, Token![,]>::parse_terminated(input)?
+            .into_iter()
+            .collect())
+    }
+
+    /// The value as a string literal, or an error saying what was expected (`example` is a
+    /// whole well-formed `key = "…"`).
+    pub(crate) fn lit_str(&self, example: &str) -> syn::Result<&LitStr> {
+        as_lit_str(&self.value).ok_or_else(|| {
+            syn::Error::new_spanned(
+                &self.value,
+                format!("`{}` takes a string literal, as in `{example}`", self.key),
+            )
+        })
+    }
+}
+
+impl Parse for AttrArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if !(input.peek(Ident::peek_any)) {
+            return Err(input.error("expected an option such as `name = value`"));
+        }
+        let key = input.call(Ident::parse_any)?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `{key} = …`: every option takes a value"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        if input.is_empty() || input.peek(Token![,]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected a value after `{key} =`"),
+            ));
+        }
+        let value = input.parse()?;
+        Ok(AttrArg { key, value })
+    }
+}
+
+/// Whether `given` is probably a misspelling of `expected`: a few single-character edits
+/// (insertions, deletions, substitutions) apart, ignoring case — one per three characters of
+/// `expected`, at least one, at most two (`codex` for `codec`, `timout` for `timeout`, but not
+/// `foo` for `pod`). (`lock!`'s parser has the same test with a fixed bound of two.)
+pub(crate) fn looks_like(expected: &str, given: &str) -> bool {
+    let a: Vec<char> = expected.to_lowercase().chars().collect();
+    let b: Vec<char> = given.to_lowercase().chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(above + 1).min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    let allowed = (a.len() / 3).clamp(1, 2);
+    row.last().is_some_and(|&distance| distance <= allowed)
+}
+
+/// The error for an option that is not one of `known`: with a "did you mean" when it looks like
+/// one of them, the list of them otherwise.
+pub(crate) fn unknown_option(key: &Ident, what: &str, known: &[&str]) -> syn::Error {
+    let given = key.unraw().to_string();
+    let message = match known.iter().find(|k| looks_like(k, &given)) {
+        Some(meant) => format!("unknown {what} option `{given}`; did you mean `{meant}`?"),
+        None => {
+            let list = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>();
+            let list = match list.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("one of {} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            format!("unknown {what} option `{given}`; expected {list}")
+        }
+    };
+    syn::Error::new(key.span(), message)
 }
 
 // --- A copy of `mazurka::path::validate` (pure `std`); keep the two in step. ---

@@ -3,10 +3,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::blob::BlobOptions;
 use crate::codec::{Bincode, Codec, Envelope, WriterId};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::Session;
-use crate::stm::cache::{Cached, Known};
+use crate::stm::cache::{Cached, Known, Payload};
 use crate::stm::stored::{history_after, stored_api, Stored, Value};
 
 /// A Clojure-style atom: one value in a znode, changed atomically and independently of anything
@@ -68,8 +69,24 @@ impl<T: Value, C: Codec> Atom<T, C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn new(session: &Session, path: impl Into<String>, initial: T) -> Result<Atom<T, C>> {
+        Self::new_with(session, path, initial, BlobOptions::default()).await
+    }
+
+    /// As [`new`](Atom::new), with explicit options for large values (see [`blob`](crate::blob)).
+    ///
+    /// # Errors
+    /// As [`Ref::new_with`](crate::Ref::new_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn new_with(
+        session: &Session,
+        path: impl Into<String>,
+        initial: T,
+        options: BlobOptions,
+    ) -> Result<Atom<T, C>> {
         Ok(Atom {
-            inner: Stored::create_or_open(session, path, initial).await?,
+            inner: Stored::create_or_open(session, path, initial, options).await?,
             contention: Arc::default(),
         })
     }
@@ -82,8 +99,23 @@ impl<T: Value, C: Codec> Atom<T, C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn open(session: &Session, path: impl Into<String>) -> Result<Atom<T, C>> {
+        Self::open_with(session, path, BlobOptions::default()).await
+    }
+
+    /// As [`open`](Atom::open), with explicit options for large values.
+    ///
+    /// # Errors
+    /// As [`Ref::open_with`](crate::Ref::open_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn open_with(
+        session: &Session,
+        path: impl Into<String>,
+        options: BlobOptions,
+    ) -> Result<Atom<T, C>> {
         Ok(Atom {
-            inner: Stored::open(session, path).await?,
+            inner: Stored::open(session, path, options).await?,
             contention: Arc::default(),
         })
     }
@@ -151,7 +183,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
         loop {
             if &current != old {
                 // The replica may lag: confirm with the server before saying no.
-                let (fresh, fresh_cached) = self.inner.read_fresh().await?;
+                let (fresh, fresh_cached) = self.inner.read_latest().await?;
                 if &fresh != old {
                     return Ok(false);
                 }
@@ -164,7 +196,8 @@ impl<T: Value, C: Codec> Atom<T, C> {
         }
     }
 
-    /// One versioned write of `new` over the value `base`.
+    /// One versioned write of `new` over the value `base` (for a large value: its chunk set
+    /// first, then the pointer, in one `multi` with the set guards).
     async fn write_over(&self, base: &Cached, new: &T) -> Result<Written<T>> {
         self.inner.validate(new)?;
         let meta = Envelope::parse(&base.bytes)
@@ -174,20 +207,29 @@ impl<T: Value, C: Codec> Atom<T, C> {
             })?
             .into_meta();
         let writer = WriterId::random();
-        let bytes = Arc::new(
-            self.inner
-                .encode(new, writer, &history_after(base.version, &meta))?,
-        );
+        let packed = self
+            .inner
+            .pack(new, writer, &history_after(base.version, &meta))
+            .await?;
+        let mut guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
+        let bytes = packed.bytes.clone();
         let path = self.inner.path.as_str();
         let session = &self.inner.session;
         let contended = self.contention.load(Ordering::Relaxed) > 0;
         let (mut sent, behind) = if contended {
             // The read goes out right behind the write: it sees the winner's value if we lose.
-            let (sent, behind) =
-                tokio::join!(session.set(path, &bytes, Some(base.version)), session.get(path));
+            let (sent, behind) = tokio::join!(
+                self.inner.write_value(&bytes, Some(base.version), &mut guards),
+                session.get(path)
+            );
             (sent, behind.ok().flatten())
         } else {
-            (session.set(path, &bytes, Some(base.version)).await, None)
+            (
+                self.inner
+                    .write_value(&bytes, Some(base.version), &mut guards)
+                    .await,
+                None,
+            )
         };
         loop {
             match sent {
@@ -195,26 +237,28 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     let _ = self
                         .contention
                         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
-                    self.inner.cache.offer(bytes, stat.version, stat.mzxid);
+                    let payload = packed.payload().map_or(Payload::Inline, Payload::Fetched);
+                    self.inner.cache.offer(Cached::new(bytes, &stat, payload));
+                    self.inner.blobs.committed(&guards);
                     return Ok(Written::Yes);
                 }
                 Err(Error::ZooKeeper {
                     code: ZkErrorCode::BadVersion,
                     ..
                 }) => {
+                    self.inner.blobs.discard(&packed);
                     self.contention.store(CONTENDED_FOR, Ordering::Relaxed);
                     if let Some((data, stat)) = behind {
-                        let cached = Cached::new(data, &stat);
-                        self.inner
-                            .cache
-                            .offer(cached.bytes.clone(), cached.version, cached.mzxid);
-                        return Ok(Written::Lost((self.inner.decode_cached(&cached)?, cached)));
+                        if let Some(cached) = self.inner.resolve(Arc::new(data), &stat, true).await? {
+                            self.inner.cache.offer(cached.clone());
+                            return Ok(Written::Lost((self.inner.decode_cached(&cached)?, cached)));
+                        }
                     }
                     return Ok(Written::Lost(self.newer_than(base).await?));
                 }
                 Err(err) if ambiguous(&err) => {
                     // Decide by reading back: our writer id means it applied.
-                    let (value, now) = match self.inner.read_fresh().await {
+                    let (value, now) = match self.inner.read_latest().await {
                         Ok(fresh) => fresh,
                         Err(again) if ambiguous(&again) => {
                             sent = Err(again);
@@ -225,10 +269,14 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     let ours = Envelope::parse(&now.bytes)
                         .map(|e| e.writer == writer || e.history.iter().any(|h| h.writer == writer));
                     if ours.unwrap_or(false) {
+                        self.inner.blobs.committed(&guards);
                         return Ok(Written::Yes);
                     }
                     if now.version == base.version {
-                        sent = self.inner.session.set(path, &bytes, Some(base.version)).await;
+                        sent = self
+                            .inner
+                            .write_value(&bytes, Some(base.version), &mut guards)
+                            .await;
                         continue;
                     }
                     // Moved past our base: it did not land (history says so) or cannot now.
@@ -242,9 +290,15 @@ impl<T: Value, C: Codec> Atom<T, C> {
                             ),
                         });
                     }
+                    self.inner.blobs.discard(&packed);
                     return Ok(Written::Lost((value, now)));
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    if !err.is_terminal() {
+                        self.inner.blobs.discard(&packed);
+                    }
+                    return Err(err);
+                }
             }
         }
     }
@@ -257,7 +311,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
                 return Ok((self.inner.decode_cached(&cached)?, cached));
             }
         }
-        self.inner.read_fresh().await
+        self.inner.read_latest().await
     }
 }
 

@@ -11,7 +11,7 @@
 //! | `0..4` | magic, `b"MZKA"` ([`MAGIC`]) |
 //! | `4` | format version, `1` ([`FORMAT_VERSION`]) |
 //! | `5` | codec id ([`Codec::ID`]: 1 = [`Bincode`], 2 = [`Json`]) |
-//! | `6` | flags: bit 0 = chunked (the payload points to chunks instead of holding the value); the other bits are 0 in version 1 |
+//! | `6` | flags: bit 0 = chunked (the payload is a pointer to a chunk set instead of the value: see [`blob`](crate::blob)); the other bits are 0 in version 1 |
 //! | `7` | history length `n`, at most [`MAX_HISTORY`] |
 //! | `8..24` | writer id: the [`WriterId`] of the transaction or operation that wrote the value, `u128` little-endian; 0 = unknown |
 //! | `24..24+20n` | history, newest first: `n` × (writer id `u128` LE, znode version `i32` LE) of the writes before this one |
@@ -482,6 +482,23 @@ impl<'a> Envelope<'a> {
             return Err(CodecError::Chunked);
         }
         C::decode(self.payload)
+    }
+
+    /// Decodes the reassembled payload of a chunked envelope (the bytes its chunk pointer names)
+    /// as a `T` written with codec `C`. Works for an inline envelope's own payload too.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::WrongCodec`] when the envelope's codec is not `C`; [`CodecError::Payload`]
+    /// when `payload` is not one encoded `T`.
+    pub fn decode_fetched<C: Codec, T: DeserializeOwned>(&self, payload: &[u8]) -> Result<T, CodecError> {
+        if self.codec_id != C::ID {
+            return Err(CodecError::WrongCodec {
+                expected: C::NAME,
+                found: codec_name(self.codec_id),
+            });
+        }
+        C::decode(payload)
     }
 
     /// The header fields, without the payload.

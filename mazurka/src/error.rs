@@ -24,7 +24,8 @@ pub enum Error {
     /// A value (or a whole `multi`) would not fit in one ZooKeeper request frame; nothing was sent.
     #[error(
         "value for {path:?} is too large: the request would be {frame_bytes} bytes, ZooKeeper accepts at most \
-         {limit_bytes} bytes per request (payload {payload_bytes} bytes); store less, or split it across znodes"
+         {limit_bytes} bytes per request (payload {payload_bytes} bytes); store less, split it across znodes, or \
+         lower BlobOptions::inline_limit so that more of the values go to chunk sets"
     )]
     ValueTooLarge {
         /// The znode (or first znode of a `multi`) being written.
@@ -35,6 +36,32 @@ pub enum Error {
         frame_bytes: usize,
         /// ZooKeeper's frame limit (`jute.maxbuffer`, 1,048,575 bytes by default).
         limit_bytes: usize,
+    },
+
+    /// A value is larger than the maximum its handle allows
+    /// ([`BlobOptions::max_value_bytes`](crate::blob::BlobOptions::max_value_bytes)); nothing was
+    /// written (the size is checked after encoding, before any request).
+    #[error(
+        "value for {path:?} is {value_bytes} bytes once encoded, above the maximum of {max_bytes} bytes set for \
+         this handle; nothing was written. Raise it (BlobOptions::max_value_bytes, with Ref/Atom/Pod::new_with), \
+         or store less"
+    )]
+    ValueAboveMaximum {
+        /// The znode being written.
+        path: String,
+        /// The encoded payload's size in bytes.
+        value_bytes: usize,
+        /// The maximum configured for the handle.
+        max_bytes: usize,
+    },
+
+    /// A large value's chunks (or external object) could not be written, read or verified.
+    #[error("large value at {path:?}: {reason}")]
+    Blob {
+        /// The znode whose value it is.
+        path: String,
+        /// What went wrong, and what to do about it.
+        reason: String,
     },
 
     /// Bytes in a znode could not be decoded as a Mazurka value of the expected type and codec.

@@ -9,6 +9,8 @@
 //! | a checked znode path | [`ZnodePath`] | [`path`] |
 //! | how values are stored in znodes | [`Codec`], [`Bincode`], [`Json`] | [`codec`] |
 //! | what can go wrong | [`Error`] | [`error`] |
+//! | typed refs at templated paths (`Account::zref(&session, id, initial)`) | [`#[distributed]`](macro@distributed), [`Distributed`] | |
+//! | an `async fn` run as a transaction | [`#[dosync]`](macro@dosync) | [`stm`] |
 //!
 //! ```no_run
 //! # async fn demo() -> mazurka::Result<()> {
@@ -20,7 +22,9 @@
 #![warn(missing_docs)]
 
 pub mod atom;
+pub mod blob;
 pub mod codec;
+mod distributed;
 pub mod error;
 pub mod lock;
 pub mod path;
@@ -31,7 +35,9 @@ pub mod stm;
 pub mod testkit;
 
 pub use atom::Atom;
+pub use blob::{BlobOptions, BlobStore};
 pub use codec::{Bincode, Codec, Json};
+pub use distributed::Distributed;
 pub use error::{CodecError, Error, PathRule, Result, ZkErrorCode};
 pub use lock::Condition;
 pub use lock::{DistributedLock, Fenced, HoldState, HolderInfo, LockGuard};
@@ -40,6 +46,10 @@ pub use path::ZnodePath;
 pub use pod::Pod;
 pub use session::{AclPolicy, Session, SessionBuilder, SessionState, SessionStates};
 pub use stm::{after_commit, dosync, dosync_with, in_transaction, Ref, TxnOptions, Value};
+
+// The attribute macros, with their documentation (written in `mazurka-macros`).
+#[doc(inline)]
+pub use mazurka_macros::{distributed, dosync};
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -69,6 +79,15 @@ pub mod __private;
 ///   the lock could not be taken in time, without holding it.
 /// - The lock is reentrant per task: a `lock!` on a lock the current task already holds (an outer
 ///   `lock!` on the same path, for instance) enters at once.
+/// - **Read-write locks**: `read` or `write` before the lock takes one side of a
+///   [`DistributedRwLock`] instead (on a session and a path, as [`Session::rw_lock`], or a
+///   `DistributedRwLock` / `&DistributedRwLock`), in every form above:
+///   `lock!(read &session, "/p" => { … })`, `lock!(write try &session, "/p" => { … } else { … })`,
+///   `lock!(read rw, timeout = d => { … })`. They wait as [`read`](DistributedRwLock::read),
+///   [`try_read`](DistributedRwLock::try_read), [`try_read_for`](DistributedRwLock::try_read_for)
+///   (and the `write` counterparts) do. A `lock!(read …)` inside a `lock!(write …)` of the same
+///   lock is a downgrade; a `lock!(write …)` inside a `lock!(read …)` is
+///   [`Error::UpgradeWouldDeadlock`].
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -98,6 +117,11 @@ pub mod __private;
 /// let lock = session.lock(format!("/locks/jobs/{}", 7))?;
 /// lock!(&lock => { println!("job 7 is mine") })?;
 /// lock!(try lock => {} else {})?;
+///
+/// // A read-write lock: readers share, a writer is alone.
+/// let entries = lock!(read &session, "/locks/catalog" => { 3 })?;
+/// lock!(write try &session, "/locks/catalog" => { println!("rebuilding") } else { println!("busy") })?;
+/// # let _ = entries;
 /// # let _ = (ran, who); Ok(()) }
 /// ```
 ///

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::blob::{BlobOp, BlobOptions};
 use crate::codec::{Bincode, Codec, Envelope, WriterId};
 use crate::error::{Error, Result};
 use crate::lock::DistributedLock;
@@ -14,7 +15,8 @@ use crate::stm::stored::{history_after, stored_api, Stored, Value};
 /// checks the result in with a write fenced by the lock. Readers
 /// ([`deref`](Pod::deref)) see the last checked-in value, without locking.
 ///
-/// The lock lives at `<path>.lock`.
+/// The lock lives at `<path>.lock` (and large values' chunk sets under `<path>.blobs`, see
+/// [`blob`](crate::blob)).
 ///
 /// ```no_run
 /// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
@@ -54,7 +56,23 @@ impl<T: Value, C: Codec> Pod<T, C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn new(session: &Session, path: impl Into<String>, initial: T) -> Result<Pod<T, C>> {
-        let inner = Stored::create_or_open(session, path, initial).await?;
+        Self::new_with(session, path, initial, BlobOptions::default()).await
+    }
+
+    /// As [`new`](Pod::new), with explicit options for large values (see [`blob`](crate::blob)).
+    ///
+    /// # Errors
+    /// As [`Ref::new_with`](crate::Ref::new_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn new_with(
+        session: &Session,
+        path: impl Into<String>,
+        initial: T,
+        options: BlobOptions,
+    ) -> Result<Pod<T, C>> {
+        let inner = Stored::create_or_open(session, path, initial, options).await?;
         let lock = session.lock(format!("{}.lock", inner.path))?;
         Ok(Pod { inner, lock })
     }
@@ -67,7 +85,22 @@ impl<T: Value, C: Codec> Pod<T, C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn open(session: &Session, path: impl Into<String>) -> Result<Pod<T, C>> {
-        let inner = Stored::open(session, path).await?;
+        Self::open_with(session, path, BlobOptions::default()).await
+    }
+
+    /// As [`open`](Pod::open), with explicit options for large values.
+    ///
+    /// # Errors
+    /// As [`Ref::open_with`](crate::Ref::open_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn open_with(
+        session: &Session,
+        path: impl Into<String>,
+        options: BlobOptions,
+    ) -> Result<Pod<T, C>> {
+        let inner = Stored::open(session, path, options).await?;
         let lock = session.lock(format!("{}.lock", inner.path))?;
         Ok(Pod { inner, lock })
     }
@@ -94,8 +127,9 @@ impl<T: Value, C: Codec> Pod<T, C> {
     /// the lock is released either way.
     pub async fn edit<R>(&self, edit: impl FnOnce(&mut T, i64) -> R) -> Result<R> {
         let guard = self.lock.lock().await?;
-        // Under the lock, the last check-in may not have reached our replica yet: read it.
-        let (mut value, base) = self.inner.read_fresh().await?;
+        // Under the lock, the last check-in may not have reached our replica yet: read it (a
+        // large value's chunks are fetched only if the replica does not hold that very write).
+        let (mut value, base) = self.inner.read_latest().await?;
         let result = edit(&mut value, guard.fencing_token());
         self.inner.validate(&value)?;
         let meta = Envelope::parse(&base.bytes)
@@ -105,30 +139,52 @@ impl<T: Value, C: Codec> Pod<T, C> {
             })?
             .into_meta();
         let writer = WriterId::random();
-        let bytes = self
-            .inner
-            .encode(&value, writer, &history_after(base.version, &meta))?;
+        let history = history_after(base.version, &meta);
+        let mut packed = self.inner.pack(&value, writer, &history).await?;
+        let mut guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
         let path = self.inner.path.to_string();
         let checked_in = loop {
-            let commit = guard
+            let mut fenced = guard
                 .fenced()
-                .set_if_version(&path, bytes.clone(), base.version)?
-                .commit()
-                .await;
-            match commit {
+                .set_if_version(&path, packed.bytes.to_vec(), base.version)?;
+            for op in &guards {
+                fenced = match op {
+                    BlobOp::Check { path } => fenced.check(path, 0)?,
+                    BlobOp::Retire { path, data } => fenced.set_if_version(path, data.clone(), 0)?,
+                };
+            }
+            match fenced.commit().await {
                 Ok(()) => break Ok(()),
                 Err(Error::NotHeld { .. }) => break Err(Error::SessionLost),
+                Err(Error::ZooKeeper { path: failed, .. }) if guards.iter().any(|op| op.path() == failed) => {
+                    let Some(at) = guards.iter().position(|op| op.path() == failed) else {
+                        continue;
+                    };
+                    if guards[at].is_retire() {
+                        tracing::warn!(
+                            set = failed,
+                            "the replaced chunk set was not live; leaving it to reclaim"
+                        );
+                        guards.remove(at);
+                    } else {
+                        // Our new set was doomed as an orphan (a very slow check-in): write it again.
+                        self.inner.blobs.discard(&packed);
+                        packed = self.inner.pack(&value, writer, &history).await?;
+                        guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
+                    }
+                }
                 Err(err) if err.is_retryable() => {
                     // Reply lost: decide by reading back our writer id.
-                    match self.inner.read_fresh().await {
-                        Ok((_, now)) => {
-                            if Envelope::parse(&now.bytes).is_ok_and(|e| e.writer == writer) {
+                    match self.inner.session.get(&path).await {
+                        Ok(Some((now, stat))) => {
+                            if Envelope::parse(&now).is_ok_and(|e| e.writer == writer) {
                                 break Ok(());
                             }
-                            if now.version != base.version {
+                            if stat.version != base.version {
                                 break Err(Error::SessionLost);
                             }
                         }
+                        Ok(None) => break Err(self.inner.missing()),
                         Err(err) if err.is_retryable() => {}
                         Err(err) => break Err(err),
                     }
@@ -136,6 +192,18 @@ impl<T: Value, C: Codec> Pod<T, C> {
                 Err(err) => break Err(err),
             }
         };
+        match &checked_in {
+            Ok(()) => {
+                // The refresh task will see this very pointer: let it take the payload from here.
+                if let Some(payload) = packed.payload() {
+                    self.inner.cache.hint(packed.bytes.clone(), payload);
+                }
+                self.inner.blobs.committed(&guards);
+            }
+            // Refused or decided not applied: the set was never visible.
+            Err(Error::SessionLost | Error::ZooKeeper { .. }) => self.inner.blobs.discard(&packed),
+            Err(_) => {}
+        }
         let released = guard.release().await;
         checked_in?;
         if let Err(err) = released {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <demo|test|setup> [extra cargo args]
-  demo   install what is missing, then run the main demo (examples/quickstart.rs until the bank demo lands)
+  demo   install what is missing, then run the main demo (examples/bank.rs)
   test   install what is missing, then run every test of the workspace
   setup  only install what is missing";
 
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                 "-p",
                 "mazurka-examples",
                 "--example",
-                "quickstart",
+                "bank",
                 "--",
             ],
             &extra,

@@ -8,16 +8,33 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
-use super::{Lock, Target, Wait};
+use super::{Lock, Mode, Target, Wait};
 use crate::common::CratePath;
 
 /// The expression a checked `lock!` stands for; its type is `mazurka::Result<T>`.
 pub(crate) fn expand(lock: &Lock) -> TokenStream {
     let private = private(&lock.krate);
-    let target = match &lock.target {
-        Target::Value(value) => quote!(#private::lock_value(#value)),
-        Target::Path { session, path } => quote!(#private::lock_for(#session, #path)),
-        Target::Invalid => quote!(#private::invalid_lock()),
+    // A read-write lock's helpers take the side first, as a value (`Read` or `Write`).
+    let (side, target) = match lock.mode {
+        Mode::Exclusive => (
+            None,
+            match &lock.target {
+                Target::Value(value) => quote!(#private::lock_value(#value)),
+                Target::Path { session, path } => quote!(#private::lock_for(#session, #path)),
+                Target::Invalid => quote!(#private::invalid_lock()),
+            },
+        ),
+        Mode::Read | Mode::Write => (
+            Some(match lock.mode {
+                Mode::Read => quote!(#private::Read),
+                _ => quote!(#private::Write),
+            }),
+            match &lock.target {
+                Target::Value(value) => quote!(#private::rw_lock_value(#value)),
+                Target::Path { session, path } => quote!(#private::rw_lock_for(#session, #path)),
+                Target::Invalid => quote!(#private::invalid_rw_lock()),
+            },
+        ),
     };
     let body = &lock.body;
     let wait = match &lock.wait {
@@ -25,28 +42,46 @@ pub(crate) fn expand(lock: &Lock) -> TokenStream {
         Wait::Now => Some(quote!(#private::Wait::Now)),
         Wait::Within(timeout) => Some(quote!(#private::Wait::Within(#timeout))),
     };
-    match (wait, &lock.otherwise) {
+    match (wait, &lock.otherwise, side) {
         // with-lock: `Result<T>`.
-        (None, _) => quote! {
+        (None, _, None) => quote! {
             #private::with_lock(#target, async #body).await
         },
+        (None, _, Some(side)) => quote! {
+            #private::with_rw_lock(#side, #target, async #body).await
+        },
         // when-lock: `Result<Option<T>>`.
-        (Some(wait), None) => quote! {
+        (Some(wait), None, None) => quote! {
             #private::try_with_lock(#target, #wait, async #body).await
+        },
+        (Some(wait), None, Some(side)) => quote! {
+            #private::try_with_rw_lock(#side, #target, #wait, async #body).await
         },
         // if-lock: `Result<T>`. Only the branch taken builds its future, so both blocks may borrow
         // (or move) the same variables.
-        (Some(wait), Some(otherwise)) => {
+        (Some(wait), Some(otherwise), side) => {
             let guard = Ident::new("guard", Span::mixed_site());
             let error = Ident::new("error", Span::mixed_site());
+            let (attempt, attempt_type, locked) = match side {
+                None => (
+                    quote!(#private::attempt(#target, #wait)),
+                    quote!(#private::Attempt),
+                    quote!(#private::locked),
+                ),
+                Some(side) => (
+                    quote!(#private::attempt_rw(#side, #target, #wait)),
+                    quote!(#private::RwAttempt),
+                    quote!(#private::rw_locked),
+                ),
+            };
             // Each arm carries its block's span: blocks of different types are reported on them.
-            let locked = quote_spanned!(body.span()=> #private::locked(#guard, async #body).await);
+            let locked = quote_spanned!(body.span()=> #locked(#guard, async #body).await);
             let busy = quote_spanned!(otherwise.span()=> #private::Ok(async #otherwise.await));
             quote! {
-                match #private::attempt(#target, #wait).await {
-                    #private::Attempt::Acquired(#guard) => #locked,
-                    #private::Attempt::Busy => #busy,
-                    #private::Attempt::Failed(#error) => #private::Err(#error),
+                match #attempt.await {
+                    #attempt_type::Acquired(#guard) => #locked,
+                    #attempt_type::Busy => #busy,
+                    #attempt_type::Failed(#error) => #private::Err(#error),
                 }
             }
         }
@@ -137,6 +172,32 @@ mod tests {
         assert!(expanded
             .contains("Acquired (guard) => :: mazurka :: __private :: locked (guard , async { 1 }) . await"));
         assert!(expanded.contains("Busy => :: mazurka :: __private :: Ok (async { 2 } . await)"));
+    }
+
+    #[test]
+    fn read_and_write_use_the_read_write_helpers() {
+        assert_eq!(
+            expand_str("read &s, \"/p\" => { 1 }"),
+            ":: mazurka :: __private :: with_rw_lock (:: mazurka :: __private :: Read , :: mazurka :: \
+             __private :: rw_lock_for (& s , \"/p\") , async { 1 }) . await"
+        );
+        assert_eq!(
+            expand_str("write try rw => { 1 }"),
+            ":: mazurka :: __private :: try_with_rw_lock (:: mazurka :: __private :: Write , :: mazurka :: \
+             __private :: rw_lock_value (rw) , :: mazurka :: __private :: Wait :: Now , async { 1 }) . await"
+        );
+        let expanded = expand_str("read rw, timeout = d => { 1 } else { 2 }");
+        assert!(
+            expanded.starts_with(
+                "match :: mazurka :: __private :: attempt_rw (:: mazurka :: __private :: Read , :: mazurka :: \
+                 __private :: rw_lock_value (rw) , :: mazurka :: __private :: Wait :: Within (d)) . await"
+            ),
+            "{expanded}"
+        );
+        assert!(expanded.contains(
+            "RwAttempt :: Acquired (guard) => :: mazurka :: __private :: rw_locked (guard , async { 1 }) . await"
+        ));
+        assert!(expanded.contains("RwAttempt :: Busy => :: mazurka :: __private :: Ok (async { 2 } . await)"));
     }
 
     #[test]

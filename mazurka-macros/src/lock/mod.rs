@@ -20,6 +20,8 @@ use crate::common::CratePath;
 pub(crate) struct Lock {
     /// How the generated code names the runtime crate.
     pub(crate) krate: CratePath,
+    /// Which lock, and which side of it.
+    pub(crate) mode: Mode,
     /// The lock to take.
     pub(crate) target: Target,
     /// How long to wait for it.
@@ -33,10 +35,22 @@ pub(crate) struct Lock {
     pub(crate) ignored: Vec<Expr>,
 }
 
+/// Which kind of lock, and which side of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// No keyword: a `DistributedLock`.
+    Exclusive,
+    /// `read`: the shared side of a `DistributedRwLock`.
+    Read,
+    /// `write`: the exclusive side of a `DistributedRwLock`.
+    Write,
+}
+
 /// What to lock.
 #[derive(Debug)]
 pub(crate) enum Target {
-    /// `lock!(lock => …)`: a `DistributedLock` or `&DistributedLock`.
+    /// `lock!(lock => …)`: a `DistributedLock` or `&DistributedLock` (a `DistributedRwLock` or
+    /// `&DistributedRwLock` with `read`/`write`).
     Value(Expr),
     /// `lock!(&session, "/path" => …)`.
     Path { session: Expr, path: Expr },

@@ -13,7 +13,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{token, Expr, Ident, Token};
 
-use super::{Lock, Target, Wait};
+use super::{Lock, Mode, Target, Wait};
 use crate::common::{self, CratePath};
 
 mod kw {
@@ -29,9 +29,9 @@ const USAGE: &str = "lock!(&session, \"/path\" => { … })";
 pub(crate) enum Modifier {
     /// `try`: do not wait.
     Try(Span),
-    /// `read`: the shared side of a read-write lock (reserved).
+    /// `read`: the shared side of a read-write lock.
     Read(Span),
-    /// `write`: the exclusive side of a read-write lock (reserved).
+    /// `write`: the exclusive side of a read-write lock.
     Write(Span),
 }
 
@@ -281,22 +281,26 @@ impl LockInput {
         let mut errors = Errors::default();
 
         let mut try_span = None;
-        let mut rw: Option<Modifier> = None;
+        let mut mode = Mode::Exclusive;
         for modifier in &self.modifiers {
             match *modifier {
                 Modifier::Try(span) if try_span.is_some() => errors.add(span, "duplicate `try`"),
                 Modifier::Try(span) => try_span = Some(span),
                 Modifier::Read(span) | Modifier::Write(span) => {
-                    if rw.is_some() {
-                        errors.add(span, "use either `read` or `write`, not both");
-                    } else {
-                        errors.add(
+                    let (this, name) = match modifier {
+                        Modifier::Read(_) => (Mode::Read, "read"),
+                        _ => (Mode::Write, "write"),
+                    };
+                    match mode {
+                        Mode::Exclusive => mode = this,
+                        seen if seen == this => errors.add(span, format!("duplicate `{name}`")),
+                        // The first keyword wins, so the rest is checked as the user probably meant.
+                        _ => errors.add(
                             span,
-                            "read/write locks are not available yet; use lock!(…) without `read`/`write` for an \
-                             exclusive lock",
-                        );
+                            "use either `read` or `write`, not both: a read-write lock is taken for reading \
+                             (shared) or for writing (exclusive)",
+                        ),
                     }
-                    rw = Some(*modifier);
                 }
             }
         }
@@ -358,10 +362,11 @@ impl LockInput {
             }
         }
 
-        let target = check_target(self.targets, &mut errors, &mut ignored);
+        let target = check_target(self.targets, mode, &mut errors, &mut ignored);
         (
             Lock {
                 krate,
+                mode,
                 target,
                 wait,
                 body: self.body,
@@ -373,7 +378,7 @@ impl LockInput {
     }
 }
 
-fn check_target(targets: Vec<Expr>, errors: &mut Errors, ignored: &mut Vec<Expr>) -> Target {
+fn check_target(targets: Vec<Expr>, mode: Mode, errors: &mut Errors, ignored: &mut Vec<Expr>) -> Target {
     let mut targets = targets.into_iter();
     let (Some(first), second) = (targets.next(), targets.next()) else {
         return Target::Invalid; // the parser guarantees one
@@ -389,7 +394,14 @@ fn check_target(targets: Vec<Expr>, errors: &mut Errors, ignored: &mut Vec<Expr>
             Some(lit) => {
                 errors.add(
                     lit.span(),
-                    format!("a path alone is not a lock: pass the session first, as in {USAGE}"),
+                    format!(
+                        "a path alone is not a lock: pass the session first, as in {}",
+                        match mode {
+                            Mode::Exclusive => USAGE,
+                            Mode::Read => "lock!(read &session, \"/path\" => { … })",
+                            Mode::Write => "lock!(write &session, \"/path\" => { … })",
+                        }
+                    ),
                 );
                 ignored.push(first);
                 Target::Invalid
@@ -615,23 +627,41 @@ mod tests {
     }
 
     #[test]
-    fn read_and_write_are_reserved() {
-        for input in [
-            "read &s, \"/p\" => {}",
-            "write l => {}",
-            "try read l => {}",
-            "read try l => {}",
+    fn read_and_write_select_a_side_of_a_read_write_lock() {
+        for (input, mode, wait) in [
+            ("read &s, \"/p\" => {}", Mode::Read, "forever"),
+            ("write l => {}", Mode::Write, "forever"),
+            ("try read l => {}", Mode::Read, "now"),
+            ("read try l => {} else {}", Mode::Read, "now"),
+            ("write try &s, \"/p\" => {} else {}", Mode::Write, "now"),
+            ("write &s, \"/p\", timeout = d => {}", Mode::Write, "within"),
+            ("l => {}", Mode::Exclusive, "forever"),
         ] {
             let (lock, errors) = check(input);
-            assert!(
-                errors
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("read/write locks are not available yet")),
-                "{input}: {errors:?}"
-            );
+            assert_eq!(errors, None, "{input}");
+            assert_eq!(lock.mode, mode, "{input}");
+            let got = match lock.wait {
+                Wait::Forever => "forever",
+                Wait::Now => "now",
+                Wait::Within(_) => "within",
+            };
+            assert_eq!(got, wait, "{input}");
             assert!(!matches!(lock.target, Target::Invalid), "{input}");
         }
-        assert!(check_error("read write l => {}").contains("use either `read` or `write`, not both"));
+    }
+
+    #[test]
+    fn read_and_write_misuse() {
+        let (lock, errors) = check("read write l => {}");
+        assert!(errors.is_some_and(|e| e.starts_with("use either `read` or `write`, not both")));
+        assert_eq!(lock.mode, Mode::Read, "the first keyword wins");
+        assert_eq!(check_error("write try write l => {}"), "duplicate `write`");
+        assert_eq!(
+            check_error("read \"/p\" => {}"),
+            "a path alone is not a lock: pass the session first, as in lock!(read &session, \"/path\" => { … })"
+        );
+        assert!(check_error("write &s, \"/p\" => {} else {}").starts_with("`else` needs `try`"));
+        assert!(check_error("read &s, \"p\" => {}").starts_with("invalid znode path"));
     }
 
     #[test]
@@ -656,9 +686,9 @@ mod tests {
 
     #[test]
     fn every_error_is_reported() {
-        let errors = check_error("try read &s, \"p\", timeout = d, foo = 1 => {} else {}");
+        let errors = check_error("try read write &s, \"p\", timeout = d, foo = 1 => {} else {}");
         for expected in [
-            "read/write",
+            "not both: a read-write lock",
             "unknown option `foo`",
             "not both",
             "invalid znode path",

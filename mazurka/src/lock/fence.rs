@@ -1,5 +1,7 @@
 //! Fenced writes: ZooKeeper writes that commit only while a lock is still held.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 use crate::path::ZnodePath;
 use crate::session::{CreateMode, MultiOp, MultiOutcome, Session};
@@ -38,7 +40,7 @@ enum Write {
 #[must_use = "nothing is written until .commit().await"]
 pub struct Fenced<'a> {
     session: &'a Session,
-    holder_node: &'a str,
+    holder_node: Cow<'a, str>,
     lock_path: &'a ZnodePath,
     writes: Vec<Write>,
 }
@@ -47,7 +49,22 @@ impl<'a> Fenced<'a> {
     pub(crate) fn new(session: &'a Session, holder_node: &'a str, lock_path: &'a ZnodePath) -> Self {
         Fenced {
             session,
-            holder_node,
+            holder_node: Cow::Borrowed(holder_node),
+            lock_path,
+            writes: Vec::new(),
+        }
+    }
+
+    /// As [`Fenced::new`], for a holder node whose path the caller cannot lend (it may change
+    /// later, as an exclusive lock's node does across a condition wait).
+    pub(crate) fn with_holder_node(
+        session: &'a Session,
+        holder_node: String,
+        lock_path: &'a ZnodePath,
+    ) -> Self {
+        Fenced {
+            session,
+            holder_node: Cow::Owned(holder_node),
             lock_path,
             writes: Vec::new(),
         }
@@ -128,7 +145,7 @@ impl<'a> Fenced<'a> {
     pub async fn commit(self) -> Result<()> {
         let mut ops = Vec::with_capacity(self.writes.len() + 1);
         ops.push(MultiOp::Check {
-            path: self.holder_node,
+            path: &self.holder_node,
             version: 0,
         });
         for write in &self.writes {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::fence::Fenced;
-use super::mutex::{DistributedLock, Holding, Release};
+use super::mutex::{DistributedLock, Holding, HoldingPhase, Release};
 use crate::error::Result;
 use crate::session::{NodeEvent, SessionState};
 
@@ -15,8 +15,14 @@ pub enum HoldState {
     /// The connection is down: the lock *may* be lost if the session expires before reconnecting.
     /// Pause side effects that need exclusivity.
     Suspended,
-    /// The session was lost: the lock is gone (someone else may hold it now).
+    /// The session was lost: the lock is gone (someone else may hold it now). Also the state of
+    /// a guard whose lock was released by a [`Condition::wait`](super::Condition::wait) that then
+    /// failed or was dropped before it took the lock back.
     Lost,
+    /// A [`Condition::wait`](super::Condition::wait) of this acquisition released the lock and has
+    /// not taken it back yet: others may hold it meanwhile. Seen only by the owner's *other* guards
+    /// (the waiting one is borrowed by the wait); when the wait returns, they hold the lock again.
+    Waiting,
 }
 
 /// One hold of a [`DistributedLock`]. Dropping it releases the hold (the last hold's node delete
@@ -48,19 +54,28 @@ impl LockGuard {
     /// The fencing token: the creation zxid of the winning node. Strictly increasing across
     /// successive holders of the lock's path (also when its directory was removed and recreated),
     /// so a resource that remembers the largest token it has seen can refuse stale holders.
+    ///
+    /// A [`Condition::wait`](super::Condition::wait) releases the lock and takes it again with a
+    /// new node: afterwards every guard of the acquisition reports the new, larger token.
     pub fn fencing_token(&self) -> i64 {
-        self.holding.node.czxid
+        self.holding.czxid()
     }
 
-    /// The path of this holder's node (for `check` ops of your own).
-    pub fn node_path(&self) -> &str {
-        &self.holding.node.path
+    /// The path of this holder's node (for `check` ops of your own). Like the fencing token, it
+    /// changes when a [`Condition::wait`](super::Condition::wait) takes the lock again.
+    pub fn node_path(&self) -> String {
+        self.holding.node().path.clone()
     }
 
     /// Whether the hold is still valid, as far as this process can tell without a request.
     pub fn state(&self) -> HoldState {
-        if self.holding.lock.is_lost(&self.holding.node) {
+        if self.holding.is_lost() {
             return HoldState::Lost;
+        }
+        match self.holding.phase() {
+            HoldingPhase::Held => {}
+            HoldingPhase::Waiting => return HoldState::Waiting,
+            HoldingPhase::Ended => return HoldState::Lost,
         }
         match self.holding.lock.inner.session.state() {
             SessionState::Connected => HoldState::Held,
@@ -71,26 +86,50 @@ impl LockGuard {
 
     /// Completes when the lock is lost: the session expired or was closed, or the node was deleted.
     ///
+    /// The release and re-acquisition by a [`Condition::wait`](super::Condition::wait) of the
+    /// same acquisition is not a loss: this keeps waiting (and then watches the new node), unless
+    /// that wait fails or is dropped before it holds the lock again.
+    ///
     /// # Cancel safety
     /// Cancel safe. The first call sets a watch on the node (one request).
     pub async fn lost(&self) {
-        let session = &self.holding.lock.inner.session;
-        let generation = self.holding.node.generation;
+        let holding = &self.holding;
+        let session = &holding.lock.inner.session;
+        let generation = holding.generation;
         let mut states = session.states();
         let session_lost = states.rx.wait_for(|s| {
             s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
         });
         let node_gone = async {
             loop {
-                match session.exists_and_watch(&self.holding.node.path).await {
-                    Ok((None, _)) => return,
-                    Ok((Some(_), watch)) => match watch.changed().await {
-                        NodeEvent::Deleted => return,
-                        NodeEvent::SessionEnded if self.holding.lock.is_lost(&self.holding.node) => return,
-                        _ => {}
+                let changed = holding.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                match holding.phase() {
+                    HoldingPhase::Held => {}
+                    HoldingPhase::Waiting => {
+                        changed.await;
+                        continue;
+                    }
+                    HoldingPhase::Ended => return,
+                }
+                let node = holding.node();
+                let gone = match session.exists_and_watch(&node.path).await {
+                    Ok((None, _)) => true,
+                    Ok((Some(_), watch)) => tokio::select! {
+                        event = watch.changed() => match event {
+                            NodeEvent::Deleted => true,
+                            NodeEvent::SessionEnded => holding.is_lost(),
+                            _ => false,
+                        },
+                        () = changed.as_mut() => false,
                     },
-                    Err(err) if err.is_retryable() => {}
+                    Err(err) if err.is_retryable() => false,
                     Err(_) => return,
+                };
+                // A node deleted by a wait of this acquisition is not a loss: look again.
+                if gone && holding.is_current(&node) {
+                    return;
                 }
             }
         };
@@ -102,18 +141,32 @@ impl LockGuard {
 
     /// Writes to ZooKeeper that commit only if this hold is still valid: the returned builder's
     /// `multi` starts with a `check` of the holder's node.
+    ///
+    /// The check names the node held when this is called: a batch built before a
+    /// [`Condition::wait`](super::Condition::wait) is refused after it (the lock was released in
+    /// between).
     pub fn fenced(&self) -> Fenced<'_> {
-        Fenced::new(
+        Fenced::with_holder_node(
             &self.holding.lock.inner.session,
-            &self.holding.node.path,
+            self.holding.node().path.clone(),
             &self.holding.lock.inner.path,
         )
+    }
+
+    /// The acquisition this guard holds a hold of.
+    pub(crate) fn holding(&self) -> &Arc<Holding> {
+        &self.holding
+    }
+
+    /// This guard's hold id.
+    pub(crate) fn hold_id(&self) -> u64 {
+        self.hold
     }
 
     /// Releases this hold and waits for the server to confirm when it was the last one.
     ///
     /// # Errors
-    /// [`Error::SessionLost`] if the lock had been lost already (nothing is sent), or a ZooKeeper
+    /// [`Error::SessionLost`](crate::Error::SessionLost) if the lock had been lost already (nothing is sent), or a ZooKeeper
     /// error from the delete.
     ///
     /// # Cancel safety

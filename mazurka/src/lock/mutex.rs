@@ -1,6 +1,6 @@
 //! The distributed reentrant lock: ZooKeeper's "Locks" recipe, reentrant per task.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,12 +37,127 @@ pub(crate) struct Held {
     next_id: u64,
 }
 
-/// One acquisition of the lock in ZooKeeper (one node), shared by all its reentrant guards.
-/// Guards compare it by identity, so a stale guard never touches a later acquisition's holds.
+/// One acquisition of the lock in ZooKeeper, shared by all its reentrant guards. Guards compare
+/// it by identity, so a stale guard never touches a later acquisition's holds.
+///
+/// A [`Condition::wait`](super::Condition::wait) releases the lock and takes it again with a new
+/// node: the holding stays the same object (so every guard of it, outer and nested, stays valid)
+/// and its node is replaced in place. The reentrant fast path never looks at the node: it needs
+/// only `generation`, which a wait never changes (it re-acquires on the same ZooKeeper session or
+/// fails).
 #[derive(Debug)]
 pub(crate) struct Holding {
     pub(crate) lock: DistributedLock,
-    pub(crate) node: Node,
+    /// The ZooKeeper session generation that created every node of this holding.
+    pub(crate) generation: u64,
+    slot: Mutex<Slot>,
+    /// Woken on every change of `slot` (for [`LockGuard::lost`]).
+    pub(crate) changed: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct Slot {
+    node: Arc<Node>,
+    phase: Phase,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// The node is (or was, until its last hold went) this holding's place at the head of the queue.
+    Held,
+    /// A condition wait released the lock; the holds wait here to be restored.
+    Waiting(Parked),
+    /// A condition wait released the lock and will not take it back (it failed or was dropped):
+    /// every guard of this holding is inert.
+    Ended,
+}
+
+#[derive(Debug)]
+struct Parked {
+    owner: Owner,
+    holds: Vec<u64>,
+    next_id: u64,
+}
+
+/// What a holding is doing now, as guards see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldingPhase {
+    Held,
+    Waiting,
+    Ended,
+}
+
+impl Holding {
+    fn new(lock: DistributedLock, node: Node) -> Holding {
+        Holding {
+            lock,
+            generation: node.generation,
+            slot: Mutex::new(Slot {
+                node: Arc::new(node),
+                phase: Phase::Held,
+            }),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        // Nothing panics while holding it; a poisoned slot is still consistent.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current node.
+    pub(crate) fn node(&self) -> Arc<Node> {
+        self.slot().node.clone()
+    }
+
+    /// The current node's creation zxid (the fencing token).
+    pub(crate) fn czxid(&self) -> i64 {
+        self.slot().node.czxid
+    }
+
+    pub(crate) fn phase(&self) -> HoldingPhase {
+        match self.slot().phase {
+            Phase::Held => HoldingPhase::Held,
+            Phase::Waiting(_) => HoldingPhase::Waiting,
+            Phase::Ended => HoldingPhase::Ended,
+        }
+    }
+
+    /// Whether `node` is still this holding's node and the holding is not in a wait.
+    pub(crate) fn is_current(&self, node: &Arc<Node>) -> bool {
+        let slot = self.slot();
+        matches!(slot.phase, Phase::Held) && Arc::ptr_eq(&slot.node, node)
+    }
+
+    /// Whether the session that created the holding's nodes is gone. One atomic load.
+    pub(crate) fn is_lost(&self) -> bool {
+        !self.lock.inner.session.is_valid(self.generation)
+    }
+
+    /// A wait that released the lock gives up on taking it back: the holding's guards go inert.
+    pub(crate) fn end(&self) {
+        {
+            let mut slot = self.slot();
+            if !matches!(slot.phase, Phase::Waiting(_)) {
+                return;
+            }
+            slot.phase = Phase::Ended;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Releases hold `id` of a holding that is not the lock's current one (slow path).
+    fn release_unlisted(&self, id: u64) -> Release {
+        match &mut self.slot().phase {
+            Phase::Waiting(parked) => {
+                parked.holds.retain(|&x| x != id);
+                Release::Done(Ok(()))
+            }
+            Phase::Ended => Release::Done(Err(self.lock.not_held())),
+            // A hold already given up with `unlock()`, or a holding released in full.
+            Phase::Held => Release::Done(Ok(())),
+        }
+    }
 }
 
 /// A distributed, reentrant, fair (FIFO) mutual-exclusion lock on a znode path — a
@@ -157,6 +272,15 @@ impl DistributedLock {
     }
 
     async fn enqueue(&self, owner: Owner, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        Ok(self
+            .contend(deadline)
+            .await?
+            .map(|node| self.install(owner, node)))
+    }
+
+    /// Queues a node and waits for its turn: the node at the head of the queue, or `None` (no
+    /// node left behind) if the deadline passed first.
+    async fn contend(&self, deadline: Option<Instant>) -> Result<Option<Node>> {
         let mut contender = Enqueued::new(&self.inner.session, self.inner.path.as_str(), KIND);
         contender
             .create(&HolderInfo::for_this_process(self.inner.session.id()).to_bytes())
@@ -168,15 +292,14 @@ impl DistributedLock {
                 return Ok(None);
             }
         }
-        let node = contender.into_node().ok_or(Error::SessionLost)?;
-        Ok(Some(self.install(owner, node)))
+        contender.into_node().ok_or(Error::SessionLost).map(Some)
     }
 
     /// A further hold for an owner that already holds the lock (no request).
     fn reenter(&self, owner: Owner) -> Option<LockGuard> {
         let mut held = self.inner.local.held.lock().ok()?;
         let h = held.as_mut().filter(|h| h.owner == owner)?;
-        if self.is_lost(&h.holding.node) {
+        if h.holding.is_lost() {
             return None;
         }
         let id = h.next_id;
@@ -186,10 +309,7 @@ impl DistributedLock {
     }
 
     fn install(&self, owner: Owner, node: Node) -> LockGuard {
-        let holding = Arc::new(Holding {
-            lock: self.clone(),
-            node,
-        });
+        let holding = Arc::new(Holding::new(self.clone(), node));
         let guard = LockGuard::new(holding.clone(), 0);
         if let Ok(mut held) = self.inner.local.held.lock() {
             *held = Some(Held {
@@ -200,10 +320,6 @@ impl DistributedLock {
             });
         }
         guard
-    }
-
-    pub(crate) fn is_lost(&self, node: &Node) -> bool {
-        !self.inner.session.is_valid(node.generation)
     }
 
     /// Releases the innermost hold of the current task, like `ReentrantLock::unlock`. The guard of
@@ -240,8 +356,10 @@ impl DistributedLock {
     /// A lost holding reports [`Error::SessionLost`] and sends nothing.
     pub(crate) fn release_hold(&self, holding: &Arc<Holding>, id: u64) -> Release {
         let mut last = false;
+        let mut listed = false;
         if let Ok(mut held) = self.inner.local.held.lock() {
             if let Some(h) = held.as_mut().filter(|h| Arc::ptr_eq(&h.holding, holding)) {
+                listed = true;
                 // Usually the innermost hold goes first.
                 if h.holds.last() == Some(&id) {
                     h.holds.pop();
@@ -254,17 +372,146 @@ impl DistributedLock {
                 }
             }
         }
-        if self.is_lost(&holding.node) {
+        if holding.is_lost() {
             return Release::Done(Err(Error::SessionLost));
+        }
+        if !listed {
+            return holding.release_unlisted(id);
         }
         if !last {
             return Release::Done(Ok(()));
         }
-        let first = Box::pin(self.inner.session.delete_now(&holding.node.path, None));
+        let node = holding.node();
+        let first = Box::pin(self.inner.session.delete_now(&node.path, None));
         Release::Deleting {
             first,
             holding: holding.clone(),
+            node,
         }
+    }
+
+    /// Whether `holding` is the current task's live acquisition of this lock, with hold `id`.
+    pub(crate) fn holds(&self, holding: &Arc<Holding>, id: u64) -> bool {
+        let owner = Owner::current();
+        self.inner.local.held.lock().ok().is_some_and(|held| {
+            held.as_ref().is_some_and(|h| {
+                h.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.holds.contains(&id)
+            })
+        }) && !holding.is_lost()
+    }
+
+    /// For a condition wait: releases the lock in full, whatever the hold count. The holds are
+    /// parked in the holding (to be restored by [`DistributedLock::restore`]) and the node's delete
+    /// is queued on the connection before this returns.
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] unless `holding` is the current task's live acquisition;
+    /// [`Error::SessionLost`] if it was lost.
+    pub(crate) fn park(&self, holding: &Arc<Holding>) -> Result<Release> {
+        let owner = Owner::current();
+        let node = {
+            let mut held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
+            if !held
+                .as_ref()
+                .is_some_and(|h| h.owner == owner && Arc::ptr_eq(&h.holding, holding))
+            {
+                return Err(self.not_held());
+            }
+            if holding.is_lost() {
+                return Err(Error::SessionLost);
+            }
+            let Some(h) = held.take() else {
+                return Err(self.not_held());
+            };
+            let mut slot = holding.slot();
+            slot.phase = Phase::Waiting(Parked {
+                owner: h.owner,
+                holds: h.holds,
+                next_id: h.next_id,
+            });
+            slot.node.clone()
+        };
+        holding.changed.notify_waiters();
+        let first = Box::pin(self.inner.session.delete_now(&node.path, None));
+        Ok(Release::Deleting {
+            first,
+            holding: holding.clone(),
+            node,
+        })
+    }
+
+    /// For a condition wait: takes the lock again for a parked holding — a new node, queued at the
+    /// back like any contender, on the holding's own ZooKeeper session.
+    ///
+    /// # Errors
+    /// [`Error::SessionLost`] if that session is gone; as [`DistributedLock::lock`] otherwise.
+    pub(crate) async fn reacquire(&self, holding: &Holding) -> Result<Node> {
+        if holding.is_lost() {
+            return Err(Error::SessionLost);
+        }
+        let node = self.contend(None).await?.ok_or(Error::Timeout {
+            operation: "lock",
+            after: Duration::MAX,
+        })?;
+        if node.generation != holding.generation {
+            // The session was replaced in between: this node is not the holding's to keep.
+            let delete = self.inner.session.delete_now(&node.path, None);
+            self.inner.session.runtime().spawn(async move {
+                if let Err(err) = delete.await {
+                    tracing::debug!(%err, "removing a lock node of a lost wait failed");
+                }
+            });
+            return Err(Error::SessionLost);
+        }
+        Ok(node)
+    }
+
+    /// For a condition wait: installs the re-acquired `node` as the parked holding's node and
+    /// restores its holds (so the hold count is what it was before the wait).
+    ///
+    /// # Errors
+    /// [`Error::NotHeld`] if the holding is not parked or has no hold left (the node is then
+    /// released).
+    pub(crate) fn restore(&self, holding: &Arc<Holding>, node: Node) -> Result<()> {
+        let node = Arc::new(node);
+        let restored = {
+            let mut held = self
+                .inner
+                .local
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut slot = holding.slot();
+            match std::mem::replace(&mut slot.phase, Phase::Ended) {
+                Phase::Waiting(parked) if !parked.holds.is_empty() => {
+                    slot.phase = Phase::Held;
+                    slot.node = node.clone();
+                    *held = Some(Held {
+                        owner: parked.owner,
+                        holding: holding.clone(),
+                        holds: parked.holds,
+                        next_id: parked.next_id,
+                    });
+                    true
+                }
+                Phase::Held => {
+                    slot.phase = Phase::Held;
+                    false
+                }
+                Phase::Waiting(_) | Phase::Ended => false,
+            }
+        };
+        holding.changed.notify_waiters();
+        if restored {
+            return Ok(());
+        }
+        let delete = self.inner.session.delete_now(&node.path, None);
+        self.inner.session.runtime().spawn(async move {
+            if let Err(err) = delete.await {
+                tracing::debug!(%err, "removing an unneeded lock node failed");
+            }
+        });
+        Err(self.not_held())
     }
 
     /// How many holds the current task has (0 if it does not own the lock).
@@ -277,7 +524,7 @@ impl DistributedLock {
             .ok()
             .and_then(|held| {
                 held.as_ref()
-                    .filter(|h| h.owner == owner && !self.is_lost(&h.holding.node))
+                    .filter(|h| h.owner == owner && !h.holding.is_lost())
                     .map(|h| h.holds.len())
             })
             .unwrap_or(0)
@@ -349,17 +596,19 @@ pub(crate) enum Release {
     Deleting {
         first: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
         holding: Arc<Holding>,
+        /// The node being deleted (a later wait may give the holding another one).
+        node: Arc<Node>,
     },
 }
 
 impl Release {
     /// Waits for the delete's outcome.
     pub(crate) async fn finish(self) -> Result<()> {
-        let (first, holding) = match self {
+        let (first, holding, node) = match self {
             Release::Done(result) => return result,
-            Release::Deleting { first, holding } => (first, holding),
+            Release::Deleting { first, holding, node } => (first, holding, node),
         };
-        let (lock, node) = (&holding.lock, &holding.node);
+        let lock = &holding.lock;
         let mut outcome = first.await;
         // A delete whose reply was lost with the connection may or may not have applied: ask
         // again until the node is certainly gone (NoNode then means our delete won).
@@ -376,7 +625,7 @@ impl Release {
                     code: crate::ZkErrorCode::NoNode,
                     ..
                 }) => return Err(Error::SessionLost),
-                Err(err) if err.is_retryable() && !lock.is_lost(node) => {
+                Err(err) if err.is_retryable() && !holding.is_lost() => {
                     retried = true;
                     outcome = lock.inner.session.delete(&node.path, None).await;
                 }

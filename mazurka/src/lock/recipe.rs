@@ -53,6 +53,17 @@ pub(crate) fn queue(children: &[String]) -> Vec<Entry> {
     entries
 }
 
+/// A fresh node name of `kind` that takes `of`'s place in the queue: the same sequence number
+/// (unique per directory, so only `of` and such siblings share it) and a new marker. Created as a
+/// plain ephemeral node, it sits right next to `of`, ahead of every contender that came later.
+pub(crate) fn sibling_name(of: &Node, kind: &str) -> Option<String> {
+    let (_, seq) = of.name.rsplit_once('-')?;
+    Some(format!(
+        "{MARKER_PREFIX}{:032x}-{kind}-{seq}",
+        rand::random::<u128>()
+    ))
+}
+
 /// Decides, from the entries ahead of a contender, which one it must wait for (`None`: its turn).
 /// Must be monotone: if it finds nothing blocking in a list, it finds nothing in any sub-list.
 pub(crate) type Blocker = fn(me: &Entry, ahead: &[Entry]) -> Option<usize>;
@@ -98,6 +109,9 @@ pub(crate) struct Enqueued {
     progress: Progress,
     /// The directory's children as listed right after our create (pipelined with it).
     listed: Option<Vec<String>>,
+    /// List again when the node waited for goes, instead of taking the turn from the old listing
+    /// (see [`Enqueued::relist_on_hand_over`]).
+    relist: bool,
 }
 
 impl Enqueued {
@@ -109,7 +123,17 @@ impl Enqueued {
             marker: format!("{MARKER_PREFIX}{:032x}", rand::random::<u128>()),
             progress: Progress::Idle,
             listed: None,
+            relist: false,
         }
+    }
+
+    /// Never takes the turn from an old listing when the node waited for goes: lists again.
+    /// Needed where a node may appear *ahead* of waiting contenders (the read-write lock's
+    /// downgrade node takes the sequence number of its write node), which breaks the "nodes ahead
+    /// only go" reasoning of the shortcut for the contenders such a node can block.
+    pub(crate) fn relist_on_hand_over(mut self) -> Enqueued {
+        self.relist = true;
+        self
     }
 
     pub(crate) fn node(&self) -> Option<&Node> {
@@ -266,7 +290,7 @@ impl Enqueued {
                     // `Blocker` that finds nothing in a list finds nothing in any sub-list: if
                     // the rest of what was ahead does not block us, the turn is ours without
                     // listing again — one read less per hand-over.
-                    NodeEvent::Deleted => {
+                    NodeEvent::Deleted if !self.relist => {
                         let mut rest = entries[..me].to_vec();
                         rest.remove(blocking);
                         if blocker(&entries[me], &rest).is_none() {
@@ -365,9 +389,12 @@ impl Drop for Enqueued {
     }
 }
 
-/// Small helper: the time left until `deadline`, for error messages.
+/// The instant `timeout` from now; a timeout too large to represent (`Duration::MAX`) means
+/// "a century from now" instead of overflowing.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    Instant::now() + timeout
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! This is the only module that names `zookeeper_client` types (clippy's `disallowed-types`
 //! enforces it elsewhere); the rest of Mazurka speaks the small crate-private vocabulary in
-//! [`ops`]: create, read with version, versioned write, delete, multi, multi-read, watches.
+//! `ops`: create, read with version, versioned write, delete, multi, multi-read, watches.
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 

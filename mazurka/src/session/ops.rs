@@ -25,8 +25,10 @@ pub(crate) struct Stat {
     pub(crate) mzxid: i64,
     /// Data version (number of setData since create).
     pub(crate) version: i32,
-    /// Milliseconds since the epoch at create.
+    /// Milliseconds since the epoch at create (the leader's clock).
     pub(crate) ctime: i64,
+    /// Milliseconds since the epoch at the last data change (the leader's clock).
+    pub(crate) mtime: i64,
     /// Session id of the owner if ephemeral, else 0.
     pub(crate) ephemeral_owner: i64,
     /// Number of children.
@@ -40,6 +42,7 @@ impl From<zk::Stat> for Stat {
             mzxid: s.mzxid,
             version: s.version,
             ctime: s.ctime,
+            mtime: s.mtime,
             ephemeral_owner: s.ephemeral_owner,
             num_children: s.num_children,
         }
@@ -240,6 +243,16 @@ impl Session {
 
     fn create_frame(&self, path: &str, data: usize) -> usize {
         frame::create_body(self.wire(path) + 10, data, self.acl().wire_len())
+    }
+
+    /// The most data a plain `create` of `path` can carry within one request frame.
+    pub(crate) fn create_data_limit(&self, path: &str) -> usize {
+        frame::FRAME_LIMIT.saturating_sub(frame::single(self.create_frame(path, 0)))
+    }
+
+    /// The most data a plain `setData` of `path` can carry within one request frame.
+    pub(crate) fn set_data_limit(&self, path: &str) -> usize {
+        frame::FRAME_LIMIT.saturating_sub(frame::single(frame::set_data_body(self.wire(path), 0)))
     }
 
     /// Creates a znode (the parent must exist).

@@ -6,32 +6,85 @@
 //! the server fires those whose node changed meanwhile); after a session loss the task re-reads
 //! on the new session. Values learnt elsewhere (a fresh read, our own commit) are offered to the
 //! entry too, and kept only if newer (by `mzxid`), so the replica never goes back in time.
+//!
+//! Large values: the replica holds *resolved* payloads. When the znode holds a chunk pointer, the
+//! refresh task fetches (and verifies) the chunk set before publishing, so `deref` stays
+//! synchronous and request-free; a set that vanished meanwhile (reclaimed after the pointer moved
+//! on) makes it read the pointer again. A pointer whose `mzxid` the replica already resolved is
+//! not fetched again (a set never changes), so a handle's own writes, offered with their payload,
+//! cost no download.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::blob::{Blobs, Fetched};
 use crate::error::{Error, Result};
 use crate::session::{NodeEvent, Session, SessionState, Stat};
 
-/// A value as stored: the raw znode bytes (envelope and payload) and its version.
+/// Where a cached value's payload is.
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    /// In the envelope (`Cached::bytes`).
+    Inline,
+    /// The verified payload of the chunk set the envelope points to.
+    Fetched(Bytes),
+    /// The chunk set could not be fetched: why.
+    Failed(Arc<str>),
+}
+
+/// A value as stored: the raw znode bytes (envelope and payload, or a chunk pointer), its
+/// version, and the resolved payload of a chunked value.
 #[derive(Debug, Clone)]
 pub(crate) struct Cached {
     pub(crate) bytes: Arc<Vec<u8>>,
     pub(crate) version: i32,
     pub(crate) mzxid: i64,
+    pub(crate) payload: Payload,
 }
 
 impl Cached {
-    pub(crate) fn new(bytes: Vec<u8>, stat: &Stat) -> Cached {
+    pub(crate) fn new(bytes: Arc<Vec<u8>>, stat: &Stat, payload: Payload) -> Cached {
         Cached {
-            bytes: Arc::new(bytes),
+            bytes,
             version: stat.version,
             mzxid: stat.mzxid,
+            payload,
         }
     }
+}
+
+/// Resolves a value read from the server: its chunk set fetched if it is a pointer, unless
+/// `entry` already resolved this very write (same `mzxid`) and `reuse` allows that. `Ok(None)`:
+/// the set is gone (reclaimed after the pointer moved on) — read the pointer again.
+pub(crate) async fn resolve(
+    entry: &CacheEntry,
+    blobs: &Blobs,
+    bytes: Arc<Vec<u8>>,
+    stat: &Stat,
+    reuse: bool,
+) -> Result<Option<Cached>> {
+    if reuse {
+        // The same pointer bytes name the same (immutable) chunk set: set ids are unique.
+        if let Known::Value(known) = entry.current() {
+            if let Payload::Fetched(payload) = &known.payload {
+                if known.bytes == bytes {
+                    return Ok(Some(Cached::new(bytes, stat, Payload::Fetched(payload.clone()))));
+                }
+            }
+        }
+        if let Some(payload) = entry.hinted(&bytes) {
+            return Ok(Some(Cached::new(bytes, stat, Payload::Fetched(payload))));
+        }
+    }
+    Ok(match blobs.fetch(&bytes).await? {
+        Fetched::Inline => Some(Cached::new(bytes, stat, Payload::Inline)),
+        Fetched::Payload(payload) => Some(Cached::new(bytes, stat, Payload::Fetched(payload))),
+        Fetched::Gone => None,
+    })
 }
 
 /// What the replica knows.
@@ -53,22 +106,30 @@ pub(crate) struct CacheEntry {
     /// Set when the replica is known to be behind (a change event not yet read, or a commit
     /// that found a newer version): transaction reads go to the server instead of trusting it.
     suspect: AtomicBool,
+    /// Follows chunk pointers (set by the first handle that opens the entry).
+    blobs: OnceLock<Arc<Blobs>>,
+    /// A pointer this process wrote without learning its stat (a pod's check-in), with its
+    /// payload: the refresh task takes the payload from here instead of downloading it.
+    hint: std::sync::Mutex<Option<(Arc<Vec<u8>>, Bytes)>>,
     /// Dropped with the entry: tells the refresh task to stop.
     _alive: watch::Sender<()>,
 }
 
 impl CacheEntry {
     /// The entry for `path` on `session`, starting its refresh task on first use.
-    pub(crate) fn open(session: &Session, path: &str) -> Arc<CacheEntry> {
+    pub(crate) fn open(session: &Session, path: &str, blobs: &Arc<Blobs>) -> Arc<CacheEntry> {
         let holder = session.shared_state::<EntrySlot>(&format!("stm-cache:{path}"));
         let mut slot = holder.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(entry) = slot.upgrade() {
+            let _ = entry.blobs.set(blobs.clone());
             return entry;
         }
         let (alive, alive_rx) = watch::channel(());
         let entry = Arc::new(CacheEntry {
             known: watch::channel(Known::Unknown).0,
             suspect: AtomicBool::new(false),
+            blobs: OnceLock::from(blobs.clone()),
+            hint: std::sync::Mutex::new(None),
             _alive: alive,
         });
         *slot = Arc::downgrade(&entry);
@@ -101,21 +162,48 @@ impl CacheEntry {
     }
 
     /// Offers a value seen elsewhere; kept if newer than what the entry has.
-    pub(crate) fn offer(&self, bytes: Arc<Vec<u8>>, version: i32, mzxid: i64) {
+    pub(crate) fn offer(&self, cached: Cached) {
         self.known.send_if_modified(|k| {
             let newer = match k {
-                Known::Value(c) => mzxid > c.mzxid,
+                Known::Value(c) => cached.mzxid > c.mzxid,
                 Known::Unknown | Known::Missing => true,
             };
             if newer {
-                *k = Known::Value(Cached {
-                    bytes,
-                    version,
-                    mzxid,
-                });
+                *k = Known::Value(cached);
             }
             newer
         });
+    }
+
+    /// Remembers the payload of a pointer this process just wrote (see `hint`).
+    pub(crate) fn hint(&self, pointer: Arc<Vec<u8>>, payload: Bytes) {
+        *self
+            .hint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((pointer, payload));
+    }
+
+    /// The hinted payload, if `bytes` is the hinted pointer.
+    fn hinted(&self, bytes: &[u8]) -> Option<Bytes> {
+        let mut hint = self
+            .hint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hint
+            .as_ref()
+            .is_some_and(|(pointer, _)| pointer.as_slice() == bytes)
+        {
+            return hint.take().map(|(_, payload)| payload);
+        }
+        None
+    }
+
+    /// Offers raw bytes read elsewhere, if they hold an inline value (a chunk pointer is left to
+    /// the refresh task, which fetches its set).
+    pub(crate) fn offer_raw(&self, bytes: Arc<Vec<u8>>, stat: &Stat) {
+        if Blobs::pointer_of(&bytes).is_none() {
+            self.offer(Cached::new(bytes, stat, Payload::Inline));
+        }
     }
 
     fn publish(&self, known: Known) {
@@ -162,6 +250,8 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
     let mut backoff = Duration::from_millis(20);
     let mut last_event: Option<tokio::time::Instant> = None;
     let mut calm = Duration::ZERO;
+    // The mzxid of a pointer whose set was found gone once: gone twice means lost, not replaced.
+    let mut gone: Option<i64> = None;
     loop {
         let generation = session.generation();
         let read = tokio::select! {
@@ -171,7 +261,47 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
         let Some(strong) = entry.upgrade() else { return };
         let watch = match read {
             Ok(Some((data, stat, watch))) => {
-                strong.publish(Known::Value(Cached::new(data, &stat)));
+                let data = Arc::new(data);
+                let resolved = match strong.blobs.get() {
+                    Some(blobs) => tokio::select! {
+                        r = resolve(&strong, blobs, data.clone(), &stat, true) => r,
+                        _ = alive.changed() => return,
+                    },
+                    None => Ok(Some(Cached::new(data.clone(), &stat, Payload::Inline))),
+                };
+                let cached = match resolved {
+                    Ok(Some(cached)) => {
+                        gone = None;
+                        cached
+                    }
+                    Ok(None) if gone != Some(stat.mzxid) => {
+                        // The set went with a newer write: read the pointer again.
+                        gone = Some(stat.mzxid);
+                        continue;
+                    }
+                    Ok(None) => Cached::new(
+                        data,
+                        &stat,
+                        Payload::Failed(
+                            "the chunk set the current pointer names is missing (deleted by hand?); write the \
+                             value again"
+                                .into(),
+                        ),
+                    ),
+                    Err(Error::Closed) => return,
+                    Err(err) if err.is_retryable() => {
+                        tracing::debug!(%err, path, "fetching a chunked value failed; retrying");
+                        drop(strong);
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            _ = alive.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                    Err(err) => Cached::new(data, &stat, Payload::Failed(err.to_string().into())),
+                };
+                strong.publish(Known::Value(cached));
                 Some(watch)
             }
             Ok(None) => {

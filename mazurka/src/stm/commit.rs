@@ -1,11 +1,16 @@
 //! Committing an attempt: one ZooKeeper `multi` — a `check` for every ref read and not written,
-//! a versioned `setData` for every ref written — and deciding the outcome when its reply is lost.
+//! a versioned `setData` for every ref written (a chunk pointer for a large value, whose chunk set
+//! is written first, with a `check` that the set is live and the retirement of the set it
+//! replaces) — and deciding the outcome when its reply is lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{Cached, Payload};
+use super::refs::ErasedRef;
 use super::txn::{Attempt, ReadAt};
+use crate::blob::{BlobOp, Packed};
 use crate::codec::{Envelope, WriterId};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::{MultiOp, MultiOutcome, Session};
@@ -23,13 +28,27 @@ const COMMUTE_ROUNDS: usize = 8;
 /// Read-backs when deciding an ambiguous commit.
 const RESOLVE_ROUNDS: usize = 50;
 
+/// What an operation of the commit is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A ref's new value (inline, or a chunk pointer).
+    Value,
+    /// A ref read and not written.
+    Check,
+    /// A new chunk set must still be live (not doomed by a reclaim pass).
+    BlobCheck,
+    /// The chunk set of a replaced value is retired.
+    BlobRetire,
+}
+
 /// One operation of the commit, owned.
 #[derive(Debug)]
 struct Op {
     path: String,
-    /// `Some` for a write (the encoded envelope), `None` for a check.
+    /// The data of a `setData` (`Value`, `BlobRetire`); `None` for a check.
     data: Option<Arc<Vec<u8>>>,
     version: i32,
+    kind: Kind,
 }
 
 fn as_multi(ops: &[Op]) -> Vec<MultiOp<'_>> {
@@ -48,6 +67,28 @@ fn as_multi(ops: &[Op]) -> Vec<MultiOp<'_>> {
         .collect()
 }
 
+/// A ref written by a round: its packed value and the guard operations that came with it.
+struct Written {
+    r: Arc<dyn ErasedRef>,
+    path: String,
+    packed: Packed,
+    guards: Vec<BlobOp>,
+}
+
+/// Deletes the chunk sets of a round whose commit did not apply (they were never visible).
+fn discard(written: &[Written]) {
+    for w in written {
+        w.r.blobs().discard(&w.packed);
+    }
+}
+
+/// After a commit: reclaim passes for the refs whose chunk sets were created or retired.
+fn committed(written: &[Written]) {
+    for w in written {
+        w.r.blobs().committed(&w.guards);
+    }
+}
+
 /// Errors that are not the server's answer: the commit may or may not have applied.
 fn ambiguous(err: &Error) -> bool {
     err.is_retryable() || matches!(err, Error::SessionLost)
@@ -58,6 +99,8 @@ fn history(base: &ReadAt) -> Vec<crate::codec::HistoryEntry> {
     super::stored::history_after(base.version, &base.meta)
 }
 
+/// Commits an attempt: large values' chunk sets first (each ref's chunks written in parallel),
+/// then one `multi` of checks, values (or pointers) and chunk set guards.
 pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
     let Some(session) = attempt.session.clone() else {
         return Ok(Outcome::Committed);
@@ -76,11 +119,18 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
         .filter(|(_, e)| !e.written && e.read.is_none() && !e.commutes.is_empty())
         .map(|(p, _)| p.clone())
         .collect();
-    for _ in 0..COMMUTE_ROUNDS {
+    'rounds: for _ in 0..COMMUTE_ROUNDS {
         let mut bases: HashMap<String, ReadAt> = HashMap::new();
         if !commute_only.is_empty() {
             let paths: Vec<&str> = commute_only.iter().map(String::as_str).collect();
-            let fresh = session.multi_read(&paths).await?;
+            let fresh = match session.multi_read(&paths).await {
+                Ok(fresh) => fresh,
+                // Nothing sent yet: a transient failure just means trying again.
+                Err(err) if err.is_retryable() || matches!(err, Error::SessionLost) => {
+                    return Ok(Outcome::Conflict)
+                }
+                Err(err) => return Err(err),
+            };
             for (path, now) in commute_only.iter().zip(fresh) {
                 let Some(entry) = attempt.entries.get_mut(path) else {
                     continue;
@@ -92,7 +142,10 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                         code: ZkErrorCode::NoNode,
                     });
                 };
-                let (mut value, meta) = entry.r.decode(&bytes)?;
+                let Some(cached) = entry.r.resolve(Arc::new(bytes), stat).await? else {
+                    continue 'rounds; // its chunk set went with a newer value: read again
+                };
+                let (mut value, meta) = entry.r.decode(&cached)?;
                 for f in &entry.commutes {
                     value = f(&value)?;
                 }
@@ -102,11 +155,13 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                     ReadAt {
                         version: stat.version,
                         meta,
+                        bytes: cached.bytes,
                     },
                 );
             }
         }
         let mut ops = Vec::new();
+        let mut written: Vec<Written> = Vec::new();
         for (path, entry) in &attempt.entries {
             let base = entry.read.as_ref().or_else(|| bases.get(path));
             let Some(base) = base else { continue };
@@ -114,53 +169,121 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                 let Some(value) = entry.value.as_ref() else {
                     continue;
                 };
-                entry.r.validate(value)?;
-                let data = entry.r.encode(value, attempt.id, &history(base))?;
+                let packed = async {
+                    entry.r.validate(value)?;
+                    let envelope = entry.r.encode(value, attempt.id, &history(base))?;
+                    entry.r.blobs().pack(envelope).await
+                }
+                .await;
+                let packed = match packed {
+                    Ok(packed) => packed,
+                    Err(err) => {
+                        discard(&written);
+                        return Err(err);
+                    }
+                };
+                let guards = entry.r.blobs().guard_ops(&packed, Some(&base.bytes));
                 ops.push(Op {
                     path: path.clone(),
-                    data: Some(Arc::new(data)),
+                    data: Some(packed.bytes.clone()),
                     version: base.version,
+                    kind: Kind::Value,
+                });
+                ops.extend(guards.iter().map(|guard| match guard {
+                    BlobOp::Check { path } => Op {
+                        path: path.clone(),
+                        data: None,
+                        version: 0,
+                        kind: Kind::BlobCheck,
+                    },
+                    BlobOp::Retire { path, data } => Op {
+                        path: path.clone(),
+                        data: Some(Arc::new(data.clone())),
+                        version: 0,
+                        kind: Kind::BlobRetire,
+                    },
+                }));
+                written.push(Written {
+                    r: entry.r.clone(),
+                    path: path.clone(),
+                    packed,
+                    guards,
                 });
             } else {
                 ops.push(Op {
                     path: path.clone(),
                     data: None,
                     version: base.version,
+                    kind: Kind::Check,
                 });
             }
         }
-        match session.multi(&as_multi(&ops)).await {
-            Ok(MultiOutcome::Committed(stats)) => {
-                let written = ops
-                    .iter()
-                    .filter_map(|op| op.data.as_ref().map(|d| (&op.path, d)));
-                for ((path, data), stat) in written.zip(stats) {
-                    if let Some(entry) = attempt.entries.get(path) {
-                        entry.r.cache().offer(data.clone(), stat.version, stat.mzxid);
+        loop {
+            match session.multi(&as_multi(&ops)).await {
+                Ok(MultiOutcome::Committed(stats)) => {
+                    let sets = ops.iter().filter(|op| op.data.is_some());
+                    for (op, stat) in sets.zip(stats) {
+                        let (Kind::Value, Some(data)) = (op.kind, &op.data) else {
+                            continue;
+                        };
+                        if let Some(w) = written.iter().find(|w| w.path == op.path) {
+                            let payload = w.packed.payload().map_or(Payload::Inline, Payload::Fetched);
+                            w.r.cache().offer(Cached::new(data.clone(), &stat, payload));
+                        }
                     }
+                    committed(&written);
+                    return Ok(Outcome::Committed);
                 }
-                return Ok(Outcome::Committed);
-            }
-            Ok(MultiOutcome::Refused { index, error }) => {
-                let path = ops.get(index).map(|op| op.path.clone()).unwrap_or_default();
-                match error {
-                    Error::ZooKeeper {
-                        code: ZkErrorCode::BadVersion | ZkErrorCode::NoNode,
-                        ..
-                    } => {
-                        if commute_only.contains(&path) {
-                            continue; // only a commuted ref moved: re-apply, no rerun
-                        }
-                        if let Some(entry) = attempt.entries.get(&path) {
-                            entry.r.cache().mark_suspect();
-                        }
+                Ok(MultiOutcome::Refused { index, error }) => {
+                    let (path, kind) = ops
+                        .get(index)
+                        .map_or((String::new(), Kind::Check), |op| (op.path.clone(), op.kind));
+                    if kind == Kind::BlobRetire {
+                        // The replaced set is not where it should be (removed by hand?): commit
+                        // without retiring it; a reclaim pass deals with whatever is left.
+                        tracing::warn!(
+                            set = path,
+                            "the replaced chunk set was not live; leaving it to reclaim"
+                        );
+                        ops.remove(index);
+                        continue;
+                    }
+                    discard(&written);
+                    if kind == Kind::BlobCheck {
+                        // Our new set was doomed as an orphan (a very slow commit): write again.
                         return Ok(Outcome::Conflict);
                     }
-                    other => return Err(other),
+                    match error {
+                        Error::ZooKeeper {
+                            code: ZkErrorCode::BadVersion | ZkErrorCode::NoNode,
+                            ..
+                        } => {
+                            if commute_only.contains(&path) {
+                                continue 'rounds; // only a commuted ref moved: re-apply, no rerun
+                            }
+                            if let Some(entry) = attempt.entries.get(&path) {
+                                entry.r.cache().mark_suspect();
+                            }
+                            return Ok(Outcome::Conflict);
+                        }
+                        other => return Err(other),
+                    }
+                }
+                Err(err) if ambiguous(&err) => {
+                    let outcome = resolve(&session, attempt.id, &ops).await;
+                    match &outcome {
+                        Ok(Outcome::Committed) => committed(&written),
+                        Ok(Outcome::Conflict) => discard(&written),
+                        // Unknown: leave the sets to reclaim (an orphan, or the live value).
+                        Err(_) => {}
+                    }
+                    return outcome;
+                }
+                Err(err) => {
+                    discard(&written);
+                    return Err(err);
                 }
             }
-            Err(err) if ambiguous(&err) => return resolve(&session, attempt.id, &ops).await,
-            Err(err) => return Err(err),
         }
     }
     Ok(Outcome::Conflict)
@@ -172,7 +295,7 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
 /// `multi` is sent again at the same versions (only one of the two can win) and the read-back
 /// repeats. Never applies a write twice; never reports failure for a commit that landed.
 async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome> {
-    let Some(first) = ops.iter().find(|op| op.data.is_some()) else {
+    let Some(first) = ops.iter().find(|op| op.kind == Kind::Value) else {
         return Ok(Outcome::Committed);
     };
     let unknown = |detail: String| Error::OutcomeUnknown {

@@ -3,13 +3,14 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::cache::CacheEntry;
+use super::cache::{CacheEntry, Cached};
 use super::stored::{stored_api, Stored, Value};
 use super::txn;
+use crate::blob::{BlobOptions, Blobs, BoxFuture};
 use crate::codec::{Bincode, Codec, EnvelopeMeta, HistoryEntry, WriterId};
 use crate::error::{Error, Result};
 use crate::path::ZnodePath;
-use crate::session::Session;
+use crate::session::{Session, Stat};
 
 /// A value in a transaction, type-erased.
 pub(crate) type AnyValue = Box<dyn Any + Send + Sync>;
@@ -19,7 +20,7 @@ pub(crate) type AnyValue = Box<dyn Any + Send + Sync>;
 ///
 /// - Outside a transaction, [`deref`](Ref::deref) reads the watch-fed local replica (no request;
 ///   stale by at most the watch delay) and [`deref_sync`](Ref::deref_sync) reads from the server.
-/// - Inside [`dosync`](crate::dosync), [`get`](Ref::get), [`alter`](Ref::alter),
+/// - Inside [`dosync`](fn@crate::dosync), [`get`](Ref::get), [`alter`](Ref::alter),
 ///   [`ref_set`](Ref::ref_set), [`commute`](Ref::commute) and [`ensure`](Ref::ensure) take part
 ///   in the transaction; outside one they are [`Error::NoTransaction`].
 ///
@@ -56,8 +57,27 @@ impl<T: Value, C: Codec> Ref<T, C> {
     /// # Cancel safety
     /// Cancel safe: the create is idempotent.
     pub async fn new(session: &Session, path: impl Into<String>, initial: T) -> Result<Ref<T, C>> {
+        Self::new_with(session, path, initial, BlobOptions::default()).await
+    }
+
+    /// As [`new`](Ref::new), with explicit options for large values (external store, maximum
+    /// size, …; see [`blob`](crate::blob)).
+    ///
+    /// # Errors
+    /// As [`new`](Ref::new); [`Error::ValueAboveMaximum`] if `initial` is above the maximum;
+    /// [`Error::Blob`] if its chunks cannot be written.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an interrupted upload of a large initial value leaves an orphan chunk set
+    /// that reclaim removes.
+    pub async fn new_with(
+        session: &Session,
+        path: impl Into<String>,
+        initial: T,
+        options: BlobOptions,
+    ) -> Result<Ref<T, C>> {
         Ok(Ref {
-            inner: Stored::create_or_open(session, path, initial).await?,
+            inner: Stored::create_or_open(session, path, initial, options).await?,
         })
     }
 
@@ -70,8 +90,23 @@ impl<T: Value, C: Codec> Ref<T, C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn open(session: &Session, path: impl Into<String>) -> Result<Ref<T, C>> {
+        Self::open_with(session, path, BlobOptions::default()).await
+    }
+
+    /// As [`open`](Ref::open), with explicit options for large values.
+    ///
+    /// # Errors
+    /// As [`open`](Ref::open); [`Error::Blob`] if the value's chunks cannot be read.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn open_with(
+        session: &Session,
+        path: impl Into<String>,
+        options: BlobOptions,
+    ) -> Result<Ref<T, C>> {
         Ok(Ref {
-            inner: Stored::open(session, path).await?,
+            inner: Stored::open(session, path, options).await?,
         })
     }
 
@@ -169,7 +204,13 @@ pub(crate) trait ErasedRef: Send + Sync {
     fn path(&self) -> &ZnodePath;
     fn session(&self) -> &Session;
     fn cache(&self) -> &CacheEntry;
-    fn decode(&self, bytes: &[u8]) -> Result<(AnyValue, EnvelopeMeta)>;
+    fn blobs(&self) -> &Arc<Blobs>;
+    /// Decodes a resolved value.
+    fn decode(&self, cached: &Cached) -> Result<(AnyValue, EnvelopeMeta)>;
+    /// Resolves bytes read from the server (`None`: the chunk set is gone).
+    fn resolve(&self, bytes: Arc<Vec<u8>>, stat: Stat) -> BoxFuture<'_, Result<Option<Cached>>>;
+    /// The latest value from the server, resolved (reusing the replica's payload if current).
+    fn fetch_latest(&self) -> BoxFuture<'_, Result<Cached>>;
     fn encode(&self, value: &AnyValue, writer: WriterId, history: &[HistoryEntry]) -> Result<Vec<u8>>;
     fn validate(&self, value: &AnyValue) -> Result<()>;
     fn clone_value(&self, value: &AnyValue) -> AnyValue;
@@ -188,9 +229,21 @@ impl<T: Value, C: Codec> ErasedRef for Stored<T, C> {
         &self.cache
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<(AnyValue, EnvelopeMeta)> {
-        let (value, meta) = Stored::decode(self, bytes)?;
+    fn blobs(&self) -> &Arc<Blobs> {
+        &self.blobs
+    }
+
+    fn decode(&self, cached: &Cached) -> Result<(AnyValue, EnvelopeMeta)> {
+        let (value, meta) = Stored::decode(self, cached)?;
         Ok((Box::new(value), meta))
+    }
+
+    fn resolve(&self, bytes: Arc<Vec<u8>>, stat: Stat) -> BoxFuture<'_, Result<Option<Cached>>> {
+        Box::pin(async move { Stored::resolve(self, bytes, &stat, true).await })
+    }
+
+    fn fetch_latest(&self) -> BoxFuture<'_, Result<Cached>> {
+        Box::pin(Stored::fetch_fresh(self, true))
     }
 
     fn encode(&self, value: &AnyValue, writer: WriterId, history: &[HistoryEntry]) -> Result<Vec<u8>> {

@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::cache::{CacheEntry, Cached, Known};
-use crate::codec::{self, Codec, EnvelopeMeta, HistoryEntry, WriterId, MAX_HISTORY};
+use super::cache::{self, CacheEntry, Cached, Known, Payload};
+use crate::blob::{BlobOp, BlobOptions, Blobs, Packed, ReclaimReport};
+use crate::codec::{self, Codec, Envelope, EnvelopeMeta, HistoryEntry, WriterId, MAX_HISTORY};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
-use crate::session::{CreateMode, Session};
+use crate::session::{CreateMode, MultiOp, MultiOutcome, Session, Stat};
+
+/// Reads of a chunked value that may find its set replaced before giving up.
+const FETCH_ATTEMPTS: usize = 100;
 
 /// What a ref, atom or pod may hold: serde-serializable, cloneable, shareable between tasks.
 pub trait Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -27,6 +31,8 @@ pub(crate) struct Stored<T, C> {
     pub(crate) session: Session,
     pub(crate) path: ZnodePath,
     pub(crate) cache: Arc<CacheEntry>,
+    /// Large values: chunk sets, pointers, reclaim.
+    pub(crate) blobs: Arc<Blobs>,
     validator: RwLock<Option<Validator<T>>>,
     /// The last decoded value and the mzxid it was decoded from.
     memo: Mutex<Option<(i64, T)>>,
@@ -58,42 +64,94 @@ pub(crate) fn history_after(version: i32, meta: &EnvelopeMeta) -> Vec<HistoryEnt
     history
 }
 
+/// `<path>.blobs` belongs to the value at `<path>`: no value may live there.
+fn check_reserved(path: &ZnodePath) -> Result<()> {
+    if path.segments().any(|segment| segment.ends_with(".blobs")) {
+        return Err(Error::Config(format!(
+            "{path}: path segments ending in \".blobs\" are reserved for the chunk sets of large values \
+             (<path>.blobs); choose another name"
+        )));
+    }
+    Ok(())
+}
+
 impl<T: Value, C: Codec> Stored<T, C> {
     /// Creates the znode with `initial` if absent (parents too), then opens it.
     pub(crate) async fn create_or_open(
         session: &Session,
         path: impl Into<String>,
         initial: T,
+        options: BlobOptions,
     ) -> Result<Arc<Self>> {
         let path = ZnodePath::new(path)?;
-        let bytes = Self::encode_with(&path, &initial, WriterId::random(), &[])?;
+        check_reserved(&path)?;
+        let blobs = Blobs::new(session, &path, options);
+        let envelope = Self::encode_with(&path, &initial, WriterId::random(), &[])?;
+        blobs.check_size(&envelope)?;
         if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
             session
                 .ensure_path(parent.as_str(), CreateMode::Persistent)
                 .await?;
         }
-        match session
-            .create(path.as_str(), &bytes, CreateMode::Persistent)
-            .await
-        {
-            Ok(_)
-            | Err(Error::ZooKeeper {
+        // A large initial value is uploaded only if the znode is really missing.
+        if !blobs.fits_inline(envelope.len()) && session.get(path.as_str()).await?.is_some() {
+            return Self::open_inner(session, path, blobs).await;
+        }
+        let packed = blobs.pack(envelope).await?;
+        let guards = blobs.guard_ops(&packed, None);
+        let created = if guards.is_empty() {
+            session
+                .create(path.as_str(), &packed.bytes, CreateMode::Persistent)
+                .await
+                .map(|_| true)
+        } else {
+            let mut ops = vec![MultiOp::Create {
+                path: path.as_str(),
+                data: &packed.bytes,
+                mode: CreateMode::Persistent,
+            }];
+            ops.extend(guards.iter().map(BlobOp::as_multi));
+            match session.multi(&ops).await {
+                Ok(MultiOutcome::Committed(_)) => Ok(true),
+                Ok(MultiOutcome::Refused { error, .. }) => Err(error),
+                Err(err) => Err(err),
+            }
+        };
+        match created {
+            Ok(_) => blobs.committed(&guards),
+            Err(Error::ZooKeeper {
                 code: ZkErrorCode::NodeExists,
                 ..
-            }) => {}
-            Err(err) => return Err(err),
+            }) => blobs.discard(&packed),
+            Err(err) => {
+                if !err.is_retryable() {
+                    blobs.discard(&packed);
+                }
+                return Err(err);
+            }
         }
-        Self::open(session, path.as_str()).await
+        Self::open_inner(session, path, blobs).await
     }
 
     /// Opens an existing znode and loads its replica.
-    pub(crate) async fn open(session: &Session, path: impl Into<String>) -> Result<Arc<Self>> {
+    pub(crate) async fn open(
+        session: &Session,
+        path: impl Into<String>,
+        options: BlobOptions,
+    ) -> Result<Arc<Self>> {
         let path = ZnodePath::new(path)?;
-        let cache = CacheEntry::open(session, path.as_str());
+        check_reserved(&path)?;
+        let blobs = Blobs::new(session, &path, options);
+        Self::open_inner(session, path, blobs).await
+    }
+
+    async fn open_inner(session: &Session, path: ZnodePath, blobs: Arc<Blobs>) -> Result<Arc<Self>> {
+        let cache = CacheEntry::open(session, path.as_str(), &blobs);
         let stored = Arc::new(Stored {
             session: session.clone(),
             path,
             cache,
+            blobs,
             validator: RwLock::new(None),
             memo: Mutex::new(None),
             watches: Mutex::new(HashMap::new()),
@@ -132,11 +190,30 @@ impl<T: Value, C: Codec> Stored<T, C> {
         Self::encode_with(&self.path, value, writer, history)
     }
 
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<(T, EnvelopeMeta)> {
-        codec::decode_value::<C, T>(bytes).map_err(|source| Error::Codec {
+    /// Encodes `value` and, if it is large, writes its chunk set: what to write to the znode.
+    pub(crate) async fn pack(&self, value: &T, writer: WriterId, history: &[HistoryEntry]) -> Result<Packed> {
+        self.blobs.pack(self.encode(value, writer, history)?).await
+    }
+
+    /// Decodes a resolved value, with its envelope's metadata.
+    pub(crate) fn decode(&self, cached: &Cached) -> Result<(T, EnvelopeMeta)> {
+        let codec_error = |source| Error::Codec {
             path: self.path.to_string(),
             source,
-        })
+        };
+        if let Payload::Failed(reason) = &cached.payload {
+            return Err(Error::Blob {
+                path: self.path.to_string(),
+                reason: reason.to_string(),
+            });
+        }
+        let envelope = Envelope::parse(&cached.bytes).map_err(codec_error)?;
+        let value = match &cached.payload {
+            Payload::Fetched(payload) => envelope.decode_fetched::<C, T>(payload),
+            _ => envelope.decode::<C, T>(),
+        }
+        .map_err(codec_error)?;
+        Ok((value, envelope.into_meta()))
     }
 
     pub(crate) fn decode_cached(&self, cached: &Cached) -> Result<T> {
@@ -146,9 +223,110 @@ impl<T: Value, C: Codec> Stored<T, C> {
                 return Ok(value.clone());
             }
         }
-        let (value, _) = self.decode(&cached.bytes)?;
+        let (value, _) = self.decode(cached)?;
         *memo = Some((cached.mzxid, value.clone()));
         Ok(value)
+    }
+
+    /// Resolves bytes read from the server (fetching a chunk set; reusing the replica's payload
+    /// for the same write if `reuse`). `Ok(None)`: the set is gone, read the pointer again.
+    pub(crate) async fn resolve(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        stat: &Stat,
+        reuse: bool,
+    ) -> Result<Option<Cached>> {
+        cache::resolve(&self.cache, &self.blobs, bytes, stat, reuse).await
+    }
+
+    /// Reads the value from the server (without `sync`) and resolves it, reading the pointer
+    /// again if its chunk set was replaced meanwhile. Offers it to the replica.
+    pub(crate) async fn fetch_fresh(&self, reuse: bool) -> Result<Cached> {
+        let mut gone = None;
+        for _ in 0..FETCH_ATTEMPTS {
+            let Some((bytes, stat)) = self.session.get(self.path.as_str()).await? else {
+                return Err(self.missing());
+            };
+            match self.resolve(Arc::new(bytes), &stat, reuse).await? {
+                Some(cached) => {
+                    self.cache.offer(cached.clone());
+                    return Ok(cached);
+                }
+                None if gone == Some(stat.mzxid) => {
+                    return Err(Error::Blob {
+                        path: self.path.to_string(),
+                        reason:
+                            "the chunk set the current pointer names is missing (deleted by hand?); write \
+                                 the value again"
+                                .into(),
+                    })
+                }
+                None => gone = Some(stat.mzxid),
+            }
+        }
+        Err(Error::Blob {
+            path: self.path.to_string(),
+            reason: format!(
+                "no complete value in {FETCH_ATTEMPTS} reads: each time, the chunk set was replaced and reclaimed \
+                 before it could be fetched; raise BlobOptions::grace"
+            ),
+        })
+    }
+
+    /// Writes `bytes` at `version` (`None`: any), with the guard operations of a large value:
+    /// a plain `setData` when there are none, else one `multi`. A retirement refused because the
+    /// replaced set is not where it should be is dropped (and the write sent again); a doomed new
+    /// set is reported as `BadVersion` on the set (write a new one).
+    pub(crate) async fn write_value(
+        &self,
+        bytes: &[u8],
+        version: Option<i32>,
+        guards: &mut Vec<BlobOp>,
+    ) -> Result<Stat> {
+        let path = self.path.as_str();
+        loop {
+            if guards.is_empty() {
+                return self.session.set(path, bytes, version).await;
+            }
+            let mut ops = vec![MultiOp::Set {
+                path,
+                data: bytes,
+                version,
+            }];
+            ops.extend(guards.iter().map(BlobOp::as_multi));
+            match self.session.multi(&ops).await? {
+                MultiOutcome::Committed(stats) => {
+                    return stats.into_iter().next().ok_or_else(|| Error::OutcomeUnknown {
+                        path: path.to_owned(),
+                        detail: "multi returned no stat for the write".into(),
+                    })
+                }
+                MultiOutcome::Refused { index: 0, error } => return Err(error),
+                MultiOutcome::Refused { index, error } => {
+                    let Some(op) = guards.get(index - 1).cloned() else {
+                        return Err(error);
+                    };
+                    if op.is_retire() {
+                        tracing::warn!(
+                            set = op.path(),
+                            "the replaced chunk set was not live; leaving it to reclaim"
+                        );
+                        guards.remove(index - 1);
+                        continue;
+                    }
+                    return Err(Error::ZooKeeper {
+                        operation: "multi",
+                        path: op.path().to_owned(),
+                        code: ZkErrorCode::BadVersion,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A reclaim pass over this value's chunk sets.
+    pub(crate) async fn reclaim(&self) -> Result<ReclaimReport> {
+        self.blobs.reclaim().await
     }
 
     /// The replica's value with its version and envelope.
@@ -163,17 +341,17 @@ impl<T: Value, C: Codec> Stored<T, C> {
         self.cached().map(|(value, _)| value)
     }
 
-    /// Reads from the server (without `sync`), updating the replica.
+    /// Reads from the server (without `sync`), updating the replica. A chunked value's set is
+    /// fetched again.
     pub(crate) async fn read_fresh(&self) -> Result<(T, Cached)> {
-        match self.session.get(self.path.as_str()).await? {
-            Some((bytes, stat)) => {
-                let cached = Cached::new(bytes, &stat);
-                self.cache
-                    .offer(cached.bytes.clone(), cached.version, cached.mzxid);
-                Ok((self.decode_cached(&cached)?, cached))
-            }
-            None => Err(self.missing()),
-        }
+        let cached = self.fetch_fresh(false).await?;
+        Ok((self.decode_cached(&cached)?, cached))
+    }
+
+    /// As `read_fresh`, reusing the replica's payload when the pointer read is the one it holds.
+    pub(crate) async fn read_latest(&self) -> Result<(T, Cached)> {
+        let cached = self.fetch_fresh(true).await?;
+        Ok((self.decode_cached(&cached)?, cached))
     }
 
     pub(crate) async fn deref_sync(&self) -> Result<T> {
@@ -223,7 +401,7 @@ impl<T: Value, C: Codec> Stored<T, C> {
         let task = self.session.runtime().spawn(async move {
             let decode = |known: &Known| -> Option<T> {
                 match known {
-                    Known::Value(c) => weak.upgrade()?.decode(&c.bytes).ok().map(|(v, _)| v),
+                    Known::Value(c) => weak.upgrade()?.decode(c).ok().map(|(v, _)| v),
                     _ => None,
                 }
             };
@@ -329,6 +507,25 @@ macro_rules! stored_api {
         /// Removes a watch; `true` if there was one.
         pub fn remove_watch(&self, key: &str) -> bool {
             self.inner.remove_watch(key)
+        }
+
+        /// Runs a reclaim pass over this value's chunk sets now: deletes retired sets past
+        /// their grace and orphans (sets named by no pointer, older than
+        /// [`BlobOptions::orphan_age`](crate::BlobOptions::orphan_age)). Passes also run in the
+        /// background after writes of large values; see [`blob`](crate::blob).
+        ///
+        /// # Errors
+        /// Session, ZooKeeper and external store errors; a pass can be repeated at any time.
+        ///
+        /// # Cancel safety
+        /// Cancel safe: every step leaves the chunk sets in a state a later pass completes.
+        pub async fn reclaim(&self) -> $crate::error::Result<$crate::blob::ReclaimReport> {
+            self.inner.reclaim().await
+        }
+
+        /// The large-value options this handle was opened with.
+        pub fn blob_options(&self) -> &$crate::blob::BlobOptions {
+            self.inner.blobs.options()
         }
     };
 }

@@ -1,6 +1,6 @@
 //! The ambient transaction: what one attempt has read and written, and the retry loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -10,7 +10,7 @@ use super::refs::{AnyValue, ErasedRef};
 use super::retry::{Backoff, TxnOptions};
 use crate::codec::{EnvelopeMeta, WriterId};
 use crate::error::{Error, Result, ZkErrorCode};
-use crate::session::Session;
+use crate::session::{Session, Stat};
 
 tokio::task_local! {
     /// The transaction of the current task, if any: refs find it here, as Clojure's find the
@@ -26,6 +26,8 @@ pub(crate) type CommuteFn = Box<dyn Fn(&AnyValue) -> Result<AnyValue> + Send + S
 pub(crate) struct ReadAt {
     pub(crate) version: i32,
     pub(crate) meta: EnvelopeMeta,
+    /// The znode's data (a chunk pointer, for a large value: a write over it retires its set).
+    pub(crate) bytes: Arc<Vec<u8>>,
 }
 
 /// One ref's part in an attempt.
@@ -62,8 +64,15 @@ pub(crate) struct Attempt {
     /// By path: commits touch znodes in a deterministic order.
     pub(crate) entries: BTreeMap<String, Entry>,
     pub(crate) after_commit: Vec<Box<dyn FnOnce() + Send>>,
-    /// A ref found changed under this attempt: it must not commit.
+    /// A ref found changed under this attempt (or a read failed on the way): it must not
+    /// commit; the body runs again.
     pub(crate) conflict: Option<String>,
+    /// The refs the previous attempt read: fetched together in one `multiRead` at this
+    /// attempt's first server read, so a rerun reads its whole read set as one snapshot instead
+    /// of ref by ref (where every step could conflict again — long readers would starve).
+    prefetch: Vec<Arc<dyn ErasedRef>>,
+    /// Values of that `multiRead` not yet read by the body; valid until the next server read.
+    snapshot: HashMap<String, (Vec<u8>, Stat)>,
 }
 
 impl Attempt {
@@ -74,7 +83,21 @@ impl Attempt {
             entries: BTreeMap::new(),
             after_commit: Vec::new(),
             conflict: None,
+            prefetch: Vec::new(),
+            snapshot: HashMap::new(),
         }
+    }
+
+    /// The next attempt after `previous` conflicted: it prefetches what `previous` read.
+    fn after(previous: &Attempt) -> Attempt {
+        let mut next = Attempt::new();
+        next.prefetch = previous
+            .entries
+            .values()
+            .filter(|e| e.read.is_some())
+            .map(|e| e.r.clone())
+            .collect();
+        next
     }
 
     fn join(&mut self, session: &Session) -> Result<()> {
@@ -133,35 +156,57 @@ pub fn after_commit(f: impl FnOnce() + Send + 'static) -> Result<()> {
 pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Result<AnyValue> {
     let cell = current(operation)?;
     let path = r.path().to_string();
-    let earlier: Vec<(String, i32, Arc<dyn ErasedRef>)> = {
+    let (earlier, snapshot, prefetch) = {
         let mut a = lock(&cell);
         a.join(r.session())?;
         a.check_conflict()?;
         if let Some(value) = a.entries.get(&path).and_then(|e| e.value.as_ref()) {
             return Ok(r.clone_value(value));
         }
-        a.entries
+        let snapshot = a.snapshot.remove(&path);
+        let prefetch = if snapshot.is_none() {
+            std::mem::take(&mut a.prefetch)
+        } else {
+            Vec::new()
+        };
+        let earlier: Vec<(String, i32, Arc<dyn ErasedRef>)> = a
+            .entries
             .iter()
             .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
-            .collect()
+            .collect();
+        (earlier, snapshot, prefetch)
     };
-    if earlier.is_empty() && !r.cache().is_suspect() {
+    // From the snapshot taken with the earlier reads: consistent with them.
+    if let Some((bytes, stat)) = snapshot {
+        return finish_read(&cell, r, path, bytes, stat).await;
+    }
+    if earlier.is_empty() && prefetch.is_empty() && !r.cache().is_suspect() {
         if let Known::Value(cached) = r.cache().current() {
-            let (value, meta) = r.decode(&cached.bytes)?;
+            let (value, meta) = r.decode(&cached)?;
             return Ok(record(
                 &cell,
                 r,
                 ReadAt {
                     version: cached.version,
                     meta,
+                    bytes: cached.bytes,
                 },
                 value,
             ));
         }
     }
+    let extra: Vec<Arc<dyn ErasedRef>> = prefetch
+        .into_iter()
+        .filter(|p| p.path().as_str() != path && !earlier.iter().any(|(e, _, _)| e == p.path().as_str()))
+        .collect();
     let mut paths: Vec<&str> = earlier.iter().map(|(p, _, _)| p.as_str()).collect();
     paths.push(&path);
-    let mut results = r.session().multi_read(&paths).await?;
+    paths.extend(extra.iter().map(|p| p.path().as_str()));
+    let mut results = match r.session().multi_read(&paths).await {
+        Ok(results) => results,
+        Err(err) => return Err(restart_on_transient(&cell, &path, err)),
+    };
+    let prefetched = results.split_off(earlier.len() + 1);
     let Some(mine) = results.pop() else {
         return Err(Error::OutcomeUnknown {
             path,
@@ -172,7 +217,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         let changed = match now {
             Some((bytes, stat)) => {
                 let moved = stat.version != *expected;
-                other.cache().offer(Arc::new(bytes), stat.version, stat.mzxid);
+                other.cache().offer_raw(Arc::new(bytes), &stat);
                 moved
             }
             None => true,
@@ -182,6 +227,14 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             return Err(Error::Conflict { path: p.clone() });
         }
     }
+    {
+        let mut a = lock(&cell);
+        a.snapshot = extra
+            .iter()
+            .zip(prefetched)
+            .filter_map(|(p, now)| now.map(|(bytes, stat)| (p.path().to_string(), (bytes, stat))))
+            .collect();
+    }
     let Some((bytes, stat)) = mine else {
         return Err(Error::ZooKeeper {
             operation: "getData",
@@ -189,15 +242,45 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             code: ZkErrorCode::NoNode,
         });
     };
-    let bytes = Arc::new(bytes);
-    r.cache().offer(bytes.clone(), stat.version, stat.mzxid);
-    let (value, meta) = r.decode(&bytes)?;
+    finish_read(&cell, r, path, bytes, stat).await
+}
+
+/// A transient failure (lost connection, no response, a lost session) while reading is no
+/// reason to abort: the attempt is marked to run again, and the error goes to the body.
+fn restart_on_transient(cell: &Mutex<Attempt>, path: &str, err: Error) -> Error {
+    if err.is_retryable() || matches!(err, Error::SessionLost) {
+        lock(cell).conflict = Some(path.to_owned());
+    }
+    err
+}
+
+/// Resolves (a large value's chunks), offers to the replica, decodes and records a read.
+async fn finish_read(
+    cell: &Mutex<Attempt>,
+    r: Arc<dyn ErasedRef>,
+    path: String,
+    bytes: Vec<u8>,
+    stat: Stat,
+) -> Result<AnyValue> {
+    // A large value's chunk set is fetched before the body sees it. If it is gone, the pointer
+    // has moved on since the snapshot: the attempt restarts.
+    let cached = match r.resolve(Arc::new(bytes), stat).await {
+        Ok(Some(cached)) => cached,
+        Ok(None) => {
+            lock(cell).conflict = Some(path.clone());
+            return Err(Error::Conflict { path });
+        }
+        Err(err) => return Err(restart_on_transient(cell, &path, err)),
+    };
+    r.cache().offer(cached.clone());
+    let (value, meta) = r.decode(&cached)?;
     Ok(record(
-        &cell,
+        cell,
         r,
         ReadAt {
             version: stat.version,
             meta,
+            bytes: cached.bytes,
         },
         value,
     ))
@@ -270,16 +353,10 @@ pub(crate) async fn commute(r: Arc<dyn ErasedRef>, f: CommuteFn) -> Result<AnyVa
     }
     // The in-transaction value starts from the latest value this process knows.
     let base = match r.cache().current() {
-        Known::Value(cached) => r.decode(&cached.bytes)?.0,
-        _ => match r.session().get(r.path().as_str()).await? {
-            Some((bytes, _)) => r.decode(&bytes)?.0,
-            None => {
-                return Err(Error::ZooKeeper {
-                    operation: "getData",
-                    path,
-                    code: ZkErrorCode::NoNode,
-                });
-            }
+        Known::Value(cached) => r.decode(&cached)?.0,
+        _ => match r.fetch_latest().await {
+            Ok(latest) => r.decode(&latest)?.0,
+            Err(err) => return Err(restart_on_transient(&cell, &path, err)),
         },
     };
     let next = f(&base)?;
@@ -352,11 +429,13 @@ where
         return body().await; // nested: part of the outer transaction
     }
     let mut backoff = Backoff::new(&options);
+    let mut next: Option<Attempt> = None;
     for _ in 0..options.retry_limit {
-        let cell = Arc::new(Mutex::new(Attempt::new()));
+        let cell = Arc::new(Mutex::new(next.take().unwrap_or_else(Attempt::new)));
         let outcome = CURRENT.scope(cell.clone(), body()).await;
         let mut attempt = std::mem::replace(&mut *lock(&cell), Attempt::new());
         if attempt.conflict.is_some() {
+            next = Some(Attempt::after(&attempt));
             backoff.wait().await;
             continue;
         }
@@ -368,7 +447,10 @@ where
                 }
                 return Ok(value);
             }
-            Outcome::Conflict => backoff.wait().await,
+            Outcome::Conflict => {
+                next = Some(Attempt::after(&attempt));
+                backoff.wait().await
+            }
         }
     }
     Err(Error::RetryLimit {

@@ -1,0 +1,932 @@
+//! The distributed read-write lock: ZooKeeper's "Shared Locks" recipe, reentrant per task, fair,
+//! with downgrade.
+//!
+//! Readers and writers queue in one directory, as `read` and `write` nodes of the
+//! [recipe](super::recipe) shared with the exclusive lock: a reader waits only for the last
+//! writer ahead of it, a writer for whoever is directly ahead of it. So readers share, writers
+//! exclude, and arrival order is kept (a reader that comes after a queued writer waits for it).
+//!
+//! How a downgrade keeps writers out: see [`DistributedRwLock`]'s `# Downgrade` section.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::fence::Fenced;
+use super::guard::HoldState;
+use super::holder::HolderInfo;
+use super::owner::Owner;
+use super::read_guard::ReadGuard;
+use super::recipe::{self, Blocker, Enqueued, Entry, Node, Turn};
+use super::write_guard::WriteGuard;
+use crate::error::{Error, Result, ZkErrorCode};
+use crate::path::ZnodePath;
+use crate::session::{CreateMode, MultiOp, MultiOutcome, NodeEvent, Session, SessionState};
+
+/// Node kind of a reader.
+const READ: &str = "read";
+/// Node kind of a writer.
+const WRITE: &str = "write";
+
+/// A reader waits for the last writer ahead of it (any node that is not a reader counts as one).
+fn read_blocker(_me: &Entry, ahead: &[Entry]) -> Option<usize> {
+    ahead.iter().rposition(|e| e.kind != READ)
+}
+
+/// A writer waits for whoever is directly ahead of it.
+fn write_blocker(_me: &Entry, ahead: &[Entry]) -> Option<usize> {
+    ahead.len().checked_sub(1)
+}
+
+/// The side of a [`DistributedRwLock`] a hold or a queued contender is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RwMode {
+    /// Shared: any number of readers at once.
+    Read,
+    /// Exclusive: one writer, no readers.
+    Write,
+}
+
+impl RwMode {
+    fn of(entry: &Entry) -> RwMode {
+        if entry.kind == READ {
+            RwMode::Read
+        } else {
+            RwMode::Write
+        }
+    }
+
+    fn blocker(self) -> Blocker {
+        match self {
+            RwMode::Read => read_blocker,
+            RwMode::Write => write_blocker,
+        }
+    }
+}
+
+/// The entries of a queue that hold the lock now. Nodes that share a sequence number (a write
+/// node and the read node of its holder's downgrade) are one contender: they do not block
+/// each other.
+fn holding_entries(entries: &[Entry]) -> Vec<&Entry> {
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| {
+            let ahead: Vec<Entry> = entries[..*i].iter().filter(|a| a.seq != e.seq).cloned().collect();
+            RwMode::of(e).blocker()(e, &ahead).is_none()
+        })
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// The process-local side of one read-write lock path, shared by every handle of a session on it.
+#[derive(Debug, Default)]
+pub(crate) struct RwLocal {
+    holds: Mutex<Holds>,
+}
+
+/// Who holds what in this process.
+#[derive(Debug, Default)]
+struct Holds {
+    /// The write holder, if it is in this process.
+    writer: Option<Held>,
+    /// Read holders of this process, each with a node of its own.
+    readers: HashMap<Owner, Held>,
+}
+
+/// The holds of one owner on one node.
+#[derive(Debug)]
+struct Held {
+    holding: Arc<RwHolding>,
+    /// One id per outstanding hold, innermost last; the hold count is its length.
+    ids: Vec<u64>,
+    next_id: u64,
+}
+
+impl Held {
+    fn new(holding: Arc<RwHolding>) -> Held {
+        Held {
+            holding,
+            ids: vec![0],
+            next_id: 1,
+        }
+    }
+
+    fn reenter(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.push(id);
+        id
+    }
+
+    fn is_valid(&self) -> bool {
+        !self.holding.lock.is_lost(&self.holding.node)
+    }
+}
+
+/// One acquisition in ZooKeeper (one node), shared by all its reentrant guards, which compare it
+/// by identity: a stale guard never touches a later acquisition's holds.
+pub(crate) struct RwHolding {
+    pub(crate) lock: DistributedRwLock,
+    pub(crate) node: Node,
+    owner: Owner,
+    mode: RwMode,
+}
+
+impl std::fmt::Debug for RwHolding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RwHolding")
+            .field("path", &self.lock.inner.path)
+            .field("node", &self.node)
+            .field("owner", &self.owner)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// A distributed, reentrant, fair (FIFO) read-write lock on a znode path — a
+/// `java.util.concurrent.locks.ReentrantReadWriteLock` across processes.
+///
+/// Any number of readers hold it together; a writer holds it alone. Contenders are served in
+/// arrival order: a reader that arrives while a writer waits queues behind that writer, so
+/// writers are not starved by a stream of readers.
+///
+/// - **Reentrant** per owner, the current tokio task (the current thread outside a task), for
+///   both sides: taking a side again costs no request.
+/// - **Downgrade**: a write holder may take the read lock (one request), then release the write
+///   lock and keep reading; other writers stay out until that read hold is released, other
+///   readers get in once the write lock is released (see [below](#downgrade)).
+/// - **No upgrade**: a read holder that asks for the write lock would wait for itself forever, so
+///   it gets [`Error::UpgradeWouldDeadlock`] at once, and nothing is sent.
+///
+/// Do not use the same path for a [`DistributedLock`](crate::DistributedLock) too: readers treat
+/// its nodes as writers, but its contenders do not know about readers.
+///
+/// # Downgrade
+///
+/// The read hold of a write holder is a read node *at the write node's place in the queue*: a
+/// plain ephemeral node named with the write node's sequence number, created in one `multi`
+/// together with a check that the write node still exists (so it can never outlive a lost write
+/// hold). Sequence numbers are unique in the directory, so the two nodes sit side by side, ahead
+/// of everyone who came later. While the write node exists, nothing changes for anybody else.
+/// When it goes, the read node is a reader at the head of the queue: the readers that were
+/// waiting behind the write node come in, and the writers keep waiting until the read hold is
+/// released. Its fencing token is the write hold's.
+///
+/// A read node appearing ahead of waiting contenders is what the usual recipe never sees, so a
+/// waiting writer lists the queue again when the node it watches goes, rather than taking its
+/// turn from what it listed before (a reader needs no such care: read nodes never block readers).
+/// That costs one read per hand-over to a writer; uncontended locking and reading cost nothing
+/// extra.
+///
+/// ```no_run
+/// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
+/// let rw = session.rw_lock("/locks/config")?;
+///
+/// let read = rw.read().await?; // shared with other readers
+/// println!("reading under token {}", read.fencing_token());
+/// read.release().await?;
+///
+/// let write = rw.write().await?; // alone
+/// let read = rw.read().await?; // downgrade: read while still writing …
+/// write.release().await?; // … and stop writing: readers may come in, writers may not
+/// read.release().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DistributedRwLock {
+    inner: Arc<RwInner>,
+}
+
+struct RwInner {
+    session: Session,
+    path: ZnodePath,
+    local: Arc<RwLocal>,
+}
+
+impl std::fmt::Debug for DistributedRwLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedRwLock")
+            .field("path", &self.inner.path)
+            .field("session", &self.inner.session)
+            .finish()
+    }
+}
+
+impl Session {
+    /// The distributed read-write lock at `path` (a directory of reader and writer nodes).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] if `path` breaks a znode path rule or is the root.
+    pub fn rw_lock(&self, path: impl Into<String>) -> Result<DistributedRwLock> {
+        DistributedRwLock::new(self, path)
+    }
+}
+
+/// What the owner already holds, when it asks for the read lock.
+enum ReadEntry {
+    /// A further hold on its read node.
+    Reentered(ReadGuard),
+    /// It holds the write lock: a read node next to the write node.
+    Downgrade(Arc<RwHolding>),
+    /// Nothing: queue.
+    Queue,
+}
+
+impl DistributedRwLock {
+    /// The read-write lock at `path`; see [`Session::rw_lock`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] if `path` breaks a znode path rule or is the root.
+    pub fn new(session: &Session, path: impl Into<String>) -> Result<DistributedRwLock> {
+        let path = ZnodePath::new(path)?;
+        if path.is_root() {
+            return Err(Error::invalid_path("/", crate::PathRule::Reserved));
+        }
+        let local = session.shared_state::<RwLocal>(&format!("rwlock:{path}"));
+        Ok(DistributedRwLock {
+            inner: Arc::new(RwInner {
+                session: session.clone(),
+                path,
+                local,
+            }),
+        })
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &ZnodePath {
+        &self.inner.path
+    }
+
+    /// Acquires the read lock, waiting as long as it takes: until no writer is ahead of this
+    /// reader in the queue. Reentrant: an owner that holds the read lock gets a further hold at
+    /// once, one that holds the write lock a read hold next to it (one request, see
+    /// [downgrade](DistributedRwLock#downgrade)).
+    ///
+    /// Uncontended, it costs a create and a listing sent together, and the release a delete.
+    ///
+    /// # Errors
+    /// [`Error::SessionLost`] if the session expires while waiting (never a guard then);
+    /// [`Error::PermissionDenied`], [`Error::Closed`], or a ZooKeeper error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future removes this contender's node (in the background), also
+    /// when the create request was in flight.
+    pub async fn read(&self) -> Result<ReadGuard> {
+        self.acquire_read(None).await?.ok_or(Error::Timeout {
+            operation: "read lock",
+            after: Duration::MAX,
+        })
+    }
+
+    /// Acquires the read lock only if no writer holds it or waits for it now (no waiting).
+    ///
+    /// # Errors
+    /// As [`DistributedRwLock::read`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`DistributedRwLock::read`]. When it returns `Ok(None)` its node is gone.
+    pub async fn try_read(&self) -> Result<Option<ReadGuard>> {
+        self.acquire_read(Some(Instant::now())).await
+    }
+
+    /// Acquires the read lock if it can within `timeout`; `Ok(None)` otherwise, with this
+    /// contender's node removed before returning.
+    ///
+    /// # Errors
+    /// As [`DistributedRwLock::read`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`DistributedRwLock::read`].
+    pub async fn try_read_for(&self, timeout: Duration) -> Result<Option<ReadGuard>> {
+        self.acquire_read(Some(recipe::deadline_after(timeout))).await
+    }
+
+    /// Acquires the write lock, waiting as long as it takes: until every contender that arrived
+    /// earlier, reader or writer, is gone. Reentrant for a write holder (no request).
+    ///
+    /// # Errors
+    /// [`Error::UpgradeWouldDeadlock`] at once, with nothing sent, if the current task holds the
+    /// read lock (and not the write lock): release the read lock first. Otherwise as
+    /// [`DistributedRwLock::read`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future removes this contender's node (in the background), also
+    /// when the create request was in flight.
+    pub async fn write(&self) -> Result<WriteGuard> {
+        self.acquire_write(None).await?.ok_or(Error::Timeout {
+            operation: "write lock",
+            after: Duration::MAX,
+        })
+    }
+
+    /// Acquires the write lock only if nobody holds the lock or waits for it now (no waiting).
+    ///
+    /// # Errors
+    /// As [`DistributedRwLock::write`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`DistributedRwLock::write`]. When it returns `Ok(None)` its node is gone.
+    pub async fn try_write(&self) -> Result<Option<WriteGuard>> {
+        self.acquire_write(Some(Instant::now())).await
+    }
+
+    /// Acquires the write lock if it can within `timeout`; `Ok(None)` otherwise, with this
+    /// contender's node removed before returning.
+    ///
+    /// # Errors
+    /// As [`DistributedRwLock::write`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe, as [`DistributedRwLock::write`].
+    pub async fn try_write_for(&self, timeout: Duration) -> Result<Option<WriteGuard>> {
+        self.acquire_write(Some(recipe::deadline_after(timeout))).await
+    }
+
+    async fn acquire_read(&self, deadline: Option<Instant>) -> Result<Option<ReadGuard>> {
+        // The owner is whoever polls: decided here, not when the future was made.
+        let owner = Owner::current();
+        match self.reenter_read(owner) {
+            ReadEntry::Reentered(guard) => Ok(Some(guard)),
+            ReadEntry::Downgrade(write) => Box::pin(self.downgrade(owner, write)).await.map(Some),
+            ReadEntry::Queue => {
+                let Some((holding, id)) = Box::pin(self.enqueue(owner, RwMode::Read, deadline)).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(ReadGuard::new(Hold::new(holding, id))))
+            }
+        }
+    }
+
+    async fn acquire_write(&self, deadline: Option<Instant>) -> Result<Option<WriteGuard>> {
+        let owner = Owner::current();
+        if let Some(guard) = self.reenter_write(owner)? {
+            return Ok(Some(guard));
+        }
+        let Some((holding, id)) = Box::pin(self.enqueue(owner, RwMode::Write, deadline)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(WriteGuard::new(Hold::new(holding, id))))
+    }
+
+    fn reenter_read(&self, owner: Owner) -> ReadEntry {
+        let Ok(mut holds) = self.inner.local.holds.lock() else {
+            return ReadEntry::Queue;
+        };
+        if let Some(held) = holds.readers.get_mut(&owner).filter(|h| h.is_valid()) {
+            let id = held.reenter();
+            return ReadEntry::Reentered(ReadGuard::new(Hold::new(held.holding.clone(), id)));
+        }
+        match holds
+            .writer
+            .as_ref()
+            .filter(|w| w.holding.owner == owner && w.is_valid())
+        {
+            Some(writer) => ReadEntry::Downgrade(writer.holding.clone()),
+            None => ReadEntry::Queue,
+        }
+    }
+
+    /// A further write hold for the write holder; the upgrade refusal for a read holder.
+    fn reenter_write(&self, owner: Owner) -> Result<Option<WriteGuard>> {
+        let Ok(mut holds) = self.inner.local.holds.lock() else {
+            return Ok(None);
+        };
+        if let Some(held) = holds
+            .writer
+            .as_mut()
+            .filter(|w| w.holding.owner == owner && w.is_valid())
+        {
+            let id = held.reenter();
+            return Ok(Some(WriteGuard::new(Hold::new(held.holding.clone(), id))));
+        }
+        if holds.readers.get(&owner).is_some_and(Held::is_valid) {
+            return Err(Error::UpgradeWouldDeadlock {
+                path: self.inner.path.to_string(),
+            });
+        }
+        Ok(None)
+    }
+
+    /// Queues a `read` or `write` node and waits for its turn.
+    async fn enqueue(
+        &self,
+        owner: Owner,
+        mode: RwMode,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(Arc<RwHolding>, u64)>> {
+        let session = &self.inner.session;
+        let mut contender = match mode {
+            RwMode::Read => Enqueued::new(session, self.inner.path.as_str(), READ),
+            // A downgrade node may appear ahead of a waiting writer (see `# Downgrade` above).
+            RwMode::Write => Enqueued::new(session, self.inner.path.as_str(), WRITE).relist_on_hand_over(),
+        };
+        contender
+            .create(&HolderInfo::for_this_process(session.id()).to_bytes())
+            .await?;
+        match contender.wait_turn(mode.blocker(), deadline).await? {
+            Turn::Acquired => {}
+            Turn::TimedOut => {
+                contender.leave().await?;
+                return Ok(None);
+            }
+        }
+        let node = contender.into_node().ok_or(Error::SessionLost)?;
+        Ok(Some(self.install(owner, mode, node)))
+    }
+
+    /// The read hold of a write holder: a read node with the write node's place in the queue,
+    /// created only if the write node still exists (one `multi`).
+    async fn downgrade(&self, owner: Owner, write: Arc<RwHolding>) -> Result<ReadGuard> {
+        let session = &self.inner.session;
+        let name = recipe::sibling_name(&write.node, READ).ok_or(Error::SessionLost)?;
+        let path = format!("{}/{name}", self.inner.path);
+        let data = HolderInfo::for_this_process(session.id()).to_bytes();
+        // Dropped before the outcome is known (cancelled, or an error): delete it, in order behind
+        // the create, in case it was applied.
+        let mut pending = Orphan {
+            session,
+            path: Some(path.clone()),
+        };
+        loop {
+            if self.is_lost(&write.node) {
+                // Had the create applied, its node went with the session.
+                pending.path = None;
+                return Err(Error::SessionLost);
+            }
+            let ops = [
+                MultiOp::Check {
+                    path: &write.node.path,
+                    version: 0,
+                },
+                MultiOp::Create {
+                    path: &path,
+                    data: &data,
+                    mode: CreateMode::Ephemeral,
+                },
+            ];
+            match session.multi(&ops).await {
+                Ok(MultiOutcome::Committed(_)) => break,
+                Ok(MultiOutcome::Refused { index: 0, .. }) => {
+                    // The write node is gone: the write lock was lost.
+                    pending.path = None;
+                    return Err(Error::SessionLost);
+                }
+                // The name is ours alone: an earlier attempt whose reply was lost did create it.
+                Ok(MultiOutcome::Refused {
+                    index: 1,
+                    error:
+                        Error::ZooKeeper {
+                            code: ZkErrorCode::NodeExists,
+                            ..
+                        },
+                }) => break,
+                Ok(MultiOutcome::Refused { error, .. }) => {
+                    pending.path = None;
+                    return Err(error);
+                }
+                // The reply was lost with the connection: look whether it applied.
+                Err(err) if err.is_retryable() => match session.get(&path).await {
+                    Ok(Some(_)) => break,
+                    Ok(None) => {}
+                    Err(err) if err.is_retryable() => {}
+                    Err(err) => return Err(err),
+                },
+                Err(err) => return Err(err),
+            }
+        }
+        pending.path = None;
+        let node = Node {
+            path,
+            name,
+            // The downgraded hold continues the write hold: same token, same session.
+            czxid: write.node.czxid,
+            generation: write.node.generation,
+        };
+        let (holding, id) = self.install(owner, RwMode::Read, node);
+        Ok(ReadGuard::new(Hold::new(holding, id)))
+    }
+
+    /// Registers a new acquisition for reentry. An owner's valid registration is kept (a second
+    /// acquisition made concurrently by the same task stays a single, unregistered hold).
+    fn install(&self, owner: Owner, mode: RwMode, node: Node) -> (Arc<RwHolding>, u64) {
+        let holding = Arc::new(RwHolding {
+            lock: self.clone(),
+            node,
+            owner,
+            mode,
+        });
+        if let Ok(mut holds) = self.inner.local.holds.lock() {
+            let keep = |h: &Held| h.holding.owner == owner && h.is_valid();
+            match mode {
+                RwMode::Write if !holds.writer.as_ref().is_some_and(keep) => {
+                    holds.writer = Some(Held::new(holding.clone()));
+                }
+                RwMode::Read if !holds.readers.get(&owner).is_some_and(keep) => {
+                    holds.readers.insert(owner, Held::new(holding.clone()));
+                }
+                _ => {}
+            }
+        }
+        (holding, 0)
+    }
+
+    pub(crate) fn is_lost(&self, node: &Node) -> bool {
+        !self.inner.session.is_valid(node.generation)
+    }
+
+    /// Removes hold `id` of `holding`; when it was the last, queues the node's delete on the
+    /// connection at once (so it goes out even if the returned [`Release`] is never awaited).
+    /// A lost holding reports [`Error::SessionLost`] and sends nothing.
+    fn release_hold(&self, holding: &Arc<RwHolding>, id: u64) -> Release {
+        // A holding that is not registered (see `install`) has exactly one hold: this one.
+        let mut last = true;
+        if let Ok(mut holds) = self.inner.local.holds.lock() {
+            let holds = &mut *holds;
+            let slot = match holding.mode {
+                RwMode::Write => holds.writer.as_mut(),
+                RwMode::Read => holds.readers.get_mut(&holding.owner),
+            };
+            if let Some(held) = slot.filter(|h| Arc::ptr_eq(&h.holding, holding)) {
+                // Usually the innermost hold goes first.
+                if held.ids.last() == Some(&id) {
+                    held.ids.pop();
+                } else {
+                    held.ids.retain(|&x| x != id);
+                }
+                last = held.ids.is_empty();
+                if last {
+                    match holding.mode {
+                        RwMode::Write => holds.writer = None,
+                        RwMode::Read => {
+                            holds.readers.remove(&holding.owner);
+                        }
+                    }
+                }
+            }
+        }
+        if self.is_lost(&holding.node) {
+            return Release::Done(Err(Error::SessionLost));
+        }
+        if !last {
+            return Release::Done(Ok(()));
+        }
+        Release::Deleting {
+            first: Box::pin(self.inner.session.delete_now(&holding.node.path, None)),
+            holding: holding.clone(),
+        }
+    }
+
+    fn holds_of(&self, mode: RwMode) -> usize {
+        let owner = Owner::current();
+        let Ok(holds) = self.inner.local.holds.lock() else {
+            return 0;
+        };
+        let held = match mode {
+            RwMode::Write => holds.writer.as_ref().filter(|w| w.holding.owner == owner),
+            RwMode::Read => holds.readers.get(&owner),
+        };
+        held.filter(|h| h.is_valid()).map_or(0, |h| h.ids.len())
+    }
+
+    /// How many read holds the current task has (0 if none; a lost hold counts as none).
+    pub fn read_hold_count(&self) -> usize {
+        self.holds_of(RwMode::Read)
+    }
+
+    /// How many write holds the current task has (0 if none; a lost hold counts as none).
+    pub fn write_hold_count(&self) -> usize {
+        self.holds_of(RwMode::Write)
+    }
+
+    /// Whether the current task holds the write lock.
+    pub fn is_write_locked_by_current_task(&self) -> bool {
+        self.write_hold_count() > 0
+    }
+
+    /// Whether the current task holds the read lock.
+    pub fn is_read_locked_by_current_task(&self) -> bool {
+        self.read_hold_count() > 0
+    }
+
+    /// How many contenders, holders included, are in the queue now (one request). A write holder
+    /// that took the read lock counts twice.
+    ///
+    /// # Errors
+    /// A ZooKeeper or session error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn queue_len(&self) -> Result<usize> {
+        Ok(self.entries().await?.len())
+    }
+
+    /// Whether anyone, anywhere, holds the lock now, on either side (one request).
+    ///
+    /// # Errors
+    /// A ZooKeeper or session error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn is_locked(&self) -> Result<bool> {
+        // Whoever is first in the queue holds the lock.
+        Ok(!self.entries().await?.is_empty())
+    }
+
+    /// Whether a writer, anywhere, holds the lock now (one request).
+    ///
+    /// # Errors
+    /// A ZooKeeper or session error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn is_write_locked(&self) -> Result<bool> {
+        let entries = self.entries().await?;
+        Ok(holding_entries(&entries)
+            .iter()
+            .any(|e| RwMode::of(e) == RwMode::Write))
+    }
+
+    /// Who holds the lock now, and on which side, as recorded in their nodes (two requests: a
+    /// listing, then one multi-read of the holders' nodes); empty if free.
+    ///
+    /// # Errors
+    /// A ZooKeeper or session error.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (read only).
+    pub async fn holders(&self) -> Result<Vec<(RwMode, HolderInfo)>> {
+        let entries = self.entries().await?;
+        let holding = holding_entries(&entries);
+        if holding.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths: Vec<String> = holding
+            .iter()
+            .map(|e| format!("{}/{}", self.inner.path, e.name))
+            .collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let nodes = self.inner.session.multi_read(&refs).await?;
+        Ok(holding
+            .iter()
+            .zip(nodes)
+            .filter_map(|(entry, node)| {
+                // A node gone since the listing was released meanwhile.
+                let (data, _) = node?;
+                Some((RwMode::of(entry), HolderInfo::from_bytes(&data)?))
+            })
+            .collect())
+    }
+
+    async fn entries(&self) -> Result<Vec<Entry>> {
+        match self.inner.session.children(self.inner.path.as_str()).await {
+            Ok(children) => Ok(recipe::queue(&children)),
+            Err(Error::ZooKeeper {
+                code: ZkErrorCode::NoNode,
+                ..
+            }) => Ok(Vec::new()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// A node whose create may have applied, deleted (in the background, in order behind the
+/// create) unless defused by clearing `path`.
+struct Orphan<'a> {
+    session: &'a Session,
+    path: Option<String>,
+}
+
+impl Drop for Orphan<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let delete = self.session.delete_now(&path, None);
+            self.session.runtime().spawn(async move {
+                match delete.await {
+                    Ok(())
+                    | Err(Error::ZooKeeper {
+                        code: ZkErrorCode::NoNode,
+                        ..
+                    }) => {}
+                    Err(err) => tracing::debug!(%err, "removing an abandoned read node failed"),
+                }
+            });
+        }
+    }
+}
+
+/// A released hold: done at once, or the last hold's delete under way.
+enum Release {
+    Done(Result<()>),
+    Deleting {
+        first: Pin<Box<dyn Future<Output = Result<()>> + Send>>,
+        holding: Arc<RwHolding>,
+    },
+}
+
+impl Release {
+    /// Waits for the delete's outcome.
+    async fn finish(self) -> Result<()> {
+        let (first, holding) = match self {
+            Release::Done(result) => return result,
+            Release::Deleting { first, holding } => (first, holding),
+        };
+        let (lock, node) = (&holding.lock, &holding.node);
+        let mut outcome = first.await;
+        // A delete whose reply was lost with the connection may or may not have applied: ask
+        // again until the node is certainly gone (NoNode then means our delete won).
+        let mut retried = false;
+        loop {
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                }) if retried => return Ok(()),
+                // Gone before our delete: the session expired meanwhile, or an operator removed it.
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::NoNode,
+                    ..
+                }) => return Err(Error::SessionLost),
+                Err(err) if err.is_retryable() && !lock.is_lost(node) => {
+                    retried = true;
+                    outcome = lock.inner.session.delete(&node.path, None).await;
+                }
+                Err(err) if err.is_retryable() => return Err(Error::SessionLost),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// One hold of a [`DistributedRwLock`], on either side: what [`ReadGuard`] and [`WriteGuard`]
+/// are made of. Dropping it releases the hold in the background.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    holding: Arc<RwHolding>,
+    id: u64,
+    done: bool,
+}
+
+impl Hold {
+    fn new(holding: Arc<RwHolding>, id: u64) -> Hold {
+        Hold {
+            holding,
+            id,
+            done: false,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> &DistributedRwLock {
+        &self.holding.lock
+    }
+
+    pub(crate) fn fencing_token(&self) -> i64 {
+        self.holding.node.czxid
+    }
+
+    pub(crate) fn node_path(&self) -> &str {
+        &self.holding.node.path
+    }
+
+    pub(crate) fn state(&self) -> HoldState {
+        if self.holding.lock.is_lost(&self.holding.node) {
+            return HoldState::Lost;
+        }
+        match self.holding.lock.inner.session.state() {
+            SessionState::Connected => HoldState::Held,
+            SessionState::Suspended => HoldState::Suspended,
+            SessionState::Lost | SessionState::Closed => HoldState::Lost,
+        }
+    }
+
+    pub(crate) async fn lost(&self) {
+        let (lock, node) = (&self.holding.lock, &self.holding.node);
+        let session = &lock.inner.session;
+        let generation = node.generation;
+        let mut states = session.states();
+        let session_lost = states.rx.wait_for(|s| {
+            s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
+        });
+        let node_gone = async {
+            loop {
+                match session.exists_and_watch(&node.path).await {
+                    Ok((None, _)) => return,
+                    Ok((Some(_), watch)) => match watch.changed().await {
+                        NodeEvent::Deleted => return,
+                        NodeEvent::SessionEnded if lock.is_lost(node) => return,
+                        _ => {}
+                    },
+                    Err(err) if err.is_retryable() => {}
+                    Err(_) => return,
+                }
+            }
+        };
+        tokio::select! {
+            _ = session_lost => {}
+            () = node_gone => {}
+        }
+    }
+
+    pub(crate) fn fenced(&self) -> Fenced<'_> {
+        let lock = &self.holding.lock;
+        Fenced::new(&lock.inner.session, &self.holding.node.path, &lock.inner.path)
+    }
+
+    pub(crate) fn release(mut self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.done = true;
+        let release = self.holding.lock.release_hold(&self.holding, self.id);
+        async move {
+            match release {
+                Release::Done(result) => result,
+                // Boxed: the retry loop is large, and the reentrant path should not carry it.
+                deleting => Box::pin(deleting.finish()).await,
+            }
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        match self.holding.lock.release_hold(&self.holding, self.id) {
+            Release::Done(Ok(())) => {}
+            Release::Done(Err(err)) => tracing::debug!(%err, "dropped a guard of a lost read-write lock"),
+            deleting => {
+                // The delete is on the wire already; only its outcome is awaited here.
+                self.holding.lock.inner.session.runtime().spawn(async move {
+                    if let Err(err) = deleting.finish().await {
+                        tracing::debug!(%err, "background read-write lock release reported an error");
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &str, seq: i64, marker: char) -> Entry {
+        Entry {
+            name: format!("_c_{}-{kind}-{seq:010}", marker.to_string().repeat(32)),
+            kind: kind.to_owned(),
+            seq,
+        }
+    }
+
+    fn holders(entries: &[Entry]) -> Vec<(String, i64)> {
+        holding_entries(entries)
+            .into_iter()
+            .map(|e| (e.kind.clone(), e.seq))
+            .collect()
+    }
+
+    #[test]
+    fn readers_wait_for_the_last_writer_ahead_writers_for_their_predecessor() {
+        let q = [
+            entry(READ, 1, 'a'),
+            entry(READ, 2, 'b'),
+            entry(WRITE, 3, 'c'),
+            entry(READ, 4, 'd'),
+            entry(WRITE, 5, 'e'),
+        ];
+        assert_eq!(read_blocker(&q[1], &q[..1]), None);
+        assert_eq!(write_blocker(&q[2], &q[..2]), Some(1));
+        assert_eq!(read_blocker(&q[3], &q[..3]), Some(2));
+        assert_eq!(write_blocker(&q[4], &q[..4]), Some(3));
+        assert_eq!(write_blocker(&q[0], &[]), None);
+        // Any kind that is not a reader blocks readers (an exclusive lock's node, say).
+        assert_eq!(read_blocker(&q[3], &[entry("lock", 1, 'f')]), Some(0));
+        assert_eq!(holders(&q), [(READ.to_owned(), 1), (READ.to_owned(), 2)]);
+    }
+
+    #[test]
+    fn a_downgrade_node_shares_its_write_node_place() {
+        // Write holder 3 with its read node (same sequence number), a reader and a writer behind.
+        let mut q = vec![
+            entry(WRITE, 3, 'c'),
+            entry(READ, 3, 'a'),
+            entry(READ, 4, 'd'),
+            entry(WRITE, 5, 'e'),
+        ];
+        q.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.name.cmp(&b.name)));
+        assert_eq!(
+            holders(&q),
+            [(READ.to_owned(), 3), (WRITE.to_owned(), 3)],
+            "both nodes of the write holder hold; nobody else"
+        );
+        // The write node goes: the reader behind it joins the downgraded reader, the writer waits.
+        q.retain(|e| !(e.kind == WRITE && e.seq == 3));
+        assert_eq!(holders(&q), [(READ.to_owned(), 3), (READ.to_owned(), 4)]);
+        let me = q.len() - 1;
+        assert_eq!(write_blocker(&q[me], &q[..me]), Some(me - 1));
+    }
+}
