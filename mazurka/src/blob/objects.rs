@@ -30,7 +30,7 @@ use super::{BlobStore, BoxError, BoxFuture};
 /// For S3 (and likewise GCS or Azure), enable the `aws` feature of `object_store` in your own
 /// `Cargo.toml` (the same version Mazurka uses) and build the store from a URL and options:
 ///
-/// ```ignore
+/// ```text
 /// let url = url::Url::parse("s3://my-bucket/mazurka")?;
 /// let (store, prefix) = object_store::parse_url_opts(&url, [("region", "eu-west-1")])?;
 /// let blobs = ObjectStoreBlobs::new(Arc::from(store), prefix.as_ref());
