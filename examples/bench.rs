@@ -381,6 +381,8 @@ fn all_workloads() -> Vec<&'static str> {
         "lock_contended",
         "rwlock_readers",
         "reentrant",
+        "counter_contended",
+        "stm_transfer",
     ]
 }
 

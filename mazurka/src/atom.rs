@@ -146,11 +146,23 @@ impl<T: Value, C: Codec> Atom<T, C> {
     /// As [`swap`](Atom::swap).
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(T, T)> {
         let (mut current, mut cached) = self.inner.cached()?;
+        let mut losses = 0u32;
         loop {
             let new = f(&current);
+            let started = std::time::Instant::now();
             match self.write_over(&cached, &new).await? {
                 Written::Yes => return Ok((current, new)),
-                Written::Lost(fresh) => (current, cached) = fresh,
+                Written::Lost(fresh) => {
+                    (current, cached) = fresh;
+                    losses += 1;
+                    // Everyone who lost this round would collide again at once: spread the
+                    // retries over about one write's time (the winner's value is already here,
+                    // so this is not a sleep to learn it; it only de-synchronises the losers).
+                    let spread = started
+                        .elapsed()
+                        .mul_f64(rand::random::<f64>() * f64::from(losses.min(4)));
+                    tokio::time::sleep(spread).await;
+                }
             }
         }
     }

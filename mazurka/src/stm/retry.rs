@@ -8,9 +8,11 @@ use std::time::Duration;
 pub struct TxnOptions {
     /// Attempts before [`Error::RetryLimit`](crate::Error::RetryLimit). Default 1000.
     pub retry_limit: u32,
-    /// First backoff after a conflict (doubled per conflict, with jitter). Default 1 ms.
+    /// The least an attempt is taken to last when spreading retries (see `backoff_max`). Default
+    /// 1 ms.
     pub backoff_start: Duration,
-    /// Largest backoff. Default 20 ms.
+    /// Largest wait before a rerun: after a conflict the rerun waits a random part of the failed
+    /// attempt's duration times the conflicts so far (at most 4), capped here. Default 20 ms.
     pub backoff_max: Duration,
 }
 
@@ -33,33 +35,32 @@ impl TxnOptions {
     }
 }
 
-/// Exponential backoff with full jitter: conflicting writers spread out instead of colliding
-/// again in lockstep.
+/// How long to wait before rerunning after a conflict: a random part of the failed attempt's own
+/// duration, times the number of conflicts so far (at most 4), capped by `backoff_max`. The
+/// conflicting value is already known by then (the failed check marked its replica, and the
+/// rerun prefetches its read set), so the wait is not for learning it: it only spreads the
+/// losers of one round so that they do not collide again in lockstep. Scaling with the attempt's
+/// duration keeps it right for a local server and a distant one alike.
 #[derive(Debug)]
 pub(crate) struct Backoff {
-    first: bool,
-    next: Duration,
+    conflicts: u32,
+    start: Duration,
     max: Duration,
 }
 
 impl Backoff {
     pub(crate) fn new(options: &TxnOptions) -> Backoff {
         Backoff {
-            first: true,
-            next: options.backoff_start,
+            conflicts: 0,
+            start: options.backoff_start,
             max: options.backoff_max,
         }
     }
 
-    pub(crate) async fn wait(&mut self) {
-        // The first retry goes at once: the conflicting value is already known (the failed
-        // check marked its replica, so the rerun reads it fresh). Only repeated conflicts back off.
-        if self.first {
-            self.first = false;
-            return;
-        }
-        let jittered = self.next.mul_f64(rand::random::<f64>());
-        self.next = (self.next * 2).min(self.max);
-        tokio::time::sleep(jittered).await;
+    pub(crate) async fn wait(&mut self, attempt_took: Duration) {
+        self.conflicts += 1;
+        let scale = f64::from(self.conflicts.min(4)) * rand::random::<f64>();
+        let spread = attempt_took.max(self.start).mul_f64(scale).min(self.max);
+        tokio::time::sleep(spread).await;
     }
 }

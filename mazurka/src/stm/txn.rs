@@ -431,12 +431,13 @@ where
     let mut backoff = Backoff::new(&options);
     let mut next: Option<Attempt> = None;
     for _ in 0..options.retry_limit {
+        let started = tokio::time::Instant::now();
         let cell = Arc::new(Mutex::new(next.take().unwrap_or_else(Attempt::new)));
         let outcome = CURRENT.scope(cell.clone(), body()).await;
         let mut attempt = std::mem::replace(&mut *lock(&cell), Attempt::new());
         if attempt.conflict.is_some() {
             next = Some(Attempt::after(&attempt));
-            backoff.wait().await;
+            backoff.wait(started.elapsed()).await;
             continue;
         }
         let value = outcome?;
@@ -449,7 +450,7 @@ where
             }
             Outcome::Conflict => {
                 next = Some(Attempt::after(&attempt));
-                backoff.wait().await
+                backoff.wait(started.elapsed()).await
             }
         }
     }
