@@ -9,6 +9,14 @@
 //! | a checked znode path | [`ZnodePath`] | [`path`] |
 //! | how values are stored in znodes | [`Codec`], [`Bincode`], [`Json`] | [`codec`] |
 //! | what can go wrong | [`Error`] | [`error`] |
+//! | a reentrant, fenced mutual-exclusion lock; `lock!` | [`DistributedLock`], [`LockGuard`] | [`lock`](mod@lock) |
+//! | waiting for a state under a lock | [`Condition`] | [`lock`](mod@lock) |
+//! | many readers or one writer | [`DistributedRwLock`] | [`lock`](mod@lock) |
+//! | values changed together in serializable transactions | [`Ref`], [`dosync()`] | [`stm`] |
+//! | one value changed by compare-and-set | [`Atom`] | [`atom`] |
+//! | one value edited exactly once under a lock | [`Pod`] | [`pod`] |
+//! | values above ZooKeeper's 1 MB, external stores | [`BlobOptions`], [`BlobStore`] | [`blob`] |
+//! | real ZooKeeper servers for tests (feature `testkit`) | `ZkServer`, `ZkEnsemble`, `FaultProxy` | `testkit` |
 //! | typed refs at templated paths (`Account::zref(&session, id, initial)`) | [`#[distributed]`](macro@distributed), [`Distributed`] | |
 //! | an `async fn` run as a transaction | [`#[dosync]`](macro@dosync) | [`stm`] |
 //!

@@ -112,7 +112,7 @@
 //! # External stores
 //!
 //! [`BlobOptions::store`] selects a [`BlobStore`] per handle. With the `object-store` feature,
-//! [`ObjectStoreBlobs`] adapts any [`object_store`](https://docs.rs/object_store) backend: the
+//! `ObjectStoreBlobs` adapts any [`object_store`](https://docs.rs/object_store) backend: the
 //! local filesystem is built in; S3, GCS and Azure are a matter of configuration (enable that
 //! crate's `aws`/`gcp`/`azure` feature in your own `Cargo.toml` and use
 //! `ObjectStoreBlobs::from_url("s3://bucket/prefix", options)`); HDFS through a crate
