@@ -443,9 +443,12 @@ async fn a_value_above_the_maximum_is_refused_and_nothing_is_written() {
     );
     assert!(sets(&s[0], "/max/atom").await.is_empty());
     assert!(sets(&s[0], "/max/pod").await.is_empty());
+    let mut left = s[0].list_children("/max").await.unwrap();
+    // The pod's lock directory is a container node: the server reaps it whenever it is empty.
+    left.retain(|name| name != "pod.lock");
     assert_eq!(
-        s[0].list_children("/max").await.unwrap(),
-        ["atom", "pod", "pod.lock", "ref", "ref.blobs"],
+        left,
+        ["atom", "pod", "ref", "ref.blobs"],
         "nothing else under /max"
     );
 
