@@ -241,6 +241,35 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     signal(pid, "0").is_ok()
 }
 
+/// Waits (at most 5 s) until all threads of `pid` are stopped (`stopped`) or none is; a no-op
+/// where `/proc` does not tell.
+fn wait_for_threads(pid: u32, stopped: bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let task_dir = format!("/proc/{pid}/task");
+    while std::time::Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(&task_dir) else {
+            return;
+        };
+        let all_match = tasks.flatten().all(|task| {
+            let state = std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.trim_start().chars().next())
+                });
+            match state {
+                Some('T' | 't') => stopped,
+                Some(_) => !stopped,
+                None => true, // the thread is gone
+            }
+        });
+        if all_match {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// `kill -SIG pid`.
 pub(crate) fn signal(pid: u32, sig: &str) -> io::Result<()> {
     let status = Command::new("kill")
@@ -393,8 +422,16 @@ impl JavaProcess {
         }
         signal(self.pid, sig)?;
         match sig {
-            "STOP" => self.paused = true,
-            "CONT" => self.paused = false,
+            "STOP" => {
+                self.paused = true;
+                // A signal is delivered asynchronously: wait until every thread has stopped, so
+                // that "paused" means the server answers nothing from here on.
+                wait_for_threads(self.pid, true);
+            }
+            "CONT" => {
+                self.paused = false;
+                wait_for_threads(self.pid, false);
+            }
             _ => {}
         }
         Ok(())
