@@ -14,7 +14,7 @@ const BOUND: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn contended_swaps_are_all_counted_once_and_in_order() {
     const SESSIONS: usize = 8;
-    const SWAPS: usize = 60;
+    const SWAPS: usize = 250;
     let sessions = common::sessions("swap", SESSIONS).await;
     let first: Atom<u64> = Atom::new(&sessions[0], "/counter", 0).await.unwrap();
     let (_, version_before) = first.deref_sync_versioned().await.unwrap();

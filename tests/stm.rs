@@ -85,7 +85,7 @@ async fn audit(accounts: &[Ref<i64>]) -> mazurka::Result<i64> {
 async fn the_bank_total_never_changes_in_any_audit() {
     const ACCOUNTS: usize = 6;
     const SESSIONS: usize = 4;
-    const TRANSFERS: usize = 150;
+    const TRANSFERS: usize = 500;
     let sessions = common::sessions("bank", SESSIONS + 1).await;
     let mut per_session = Vec::new();
     for s in &sessions {
