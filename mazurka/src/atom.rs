@@ -15,9 +15,10 @@ use crate::stm::stored::{history_after, stored_api, Stored, Value};
 ///
 /// A [`swap`](Atom::swap) computes the new value from the replica's (no read request) and writes
 /// it with one version-checked `setData`; if another process got there first, it takes the
-/// newer value (from the replica if its watch already delivered it, else with one read) and
-/// tries again at once — no backoff sleep. So `f` may run more than once: it must be free of
-/// side effects.
+/// newer value (read right behind its write while contended, else from the replica or with one
+/// read) and tries again after a random fraction of its failed write's own time — only to keep
+/// the losers of one round from colliding again in lockstep, not a backoff policy. So `f` may run
+/// more than once: it must be free of side effects.
 ///
 /// ```no_run
 /// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
