@@ -244,8 +244,23 @@ impl<T: Value, C: Codec> Atom<T, C> {
                 None,
             )
         };
+        // Set once the same write was sent again after a lost reply: a `BadVersion` then may mean
+        // that our own first send landed, so it is decided by reading back, never retried blindly.
+        let mut resent = false;
         loop {
             match sent {
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::BadVersion,
+                    ..
+                }) if resent => {
+                    resent = false;
+                    sent = Err(Error::ZooKeeper {
+                        operation: "setData",
+                        path: path.to_owned(),
+                        code: ZkErrorCode::NoResponse,
+                    });
+                    continue;
+                }
                 Ok(stat) => {
                     let _ = self
                         .contention
@@ -286,6 +301,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
                         return Ok(Written::Yes);
                     }
                     if now.version == base.version {
+                        resent = true;
                         sent = self
                             .inner
                             .write_value(&bytes, Some(base.version), &mut guards)

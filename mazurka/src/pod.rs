@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::blob::{BlobOp, BlobOptions};
 use crate::codec::{Bincode, Codec, Envelope, WriterId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ZkErrorCode};
 use crate::lock::DistributedLock;
 use crate::session::Session;
 use crate::stm::stored::{history_after, stored_api, Stored, Value};
@@ -143,6 +143,8 @@ impl<T: Value, C: Codec> Pod<T, C> {
         let mut packed = self.inner.pack(&value, writer, &history).await?;
         let mut guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
         let path = self.inner.path.to_string();
+        // Set once the check-in is sent again after a lost reply.
+        let mut resent = false;
         let checked_in = loop {
             let mut fenced = guard
                 .fenced()
@@ -173,7 +175,23 @@ impl<T: Value, C: Codec> Pod<T, C> {
                         guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
                     }
                 }
+                Err(Error::ZooKeeper {
+                    code: ZkErrorCode::BadVersion,
+                    path: failed,
+                    ..
+                }) if resent && failed == path => {
+                    // Sent again after a lost reply and refused: under the lock only we write the
+                    // pod, so our first send most likely landed. Decide by our writer id.
+                    match self.inner.session.get(&path).await {
+                        Ok(Some((now, _))) if Envelope::parse(&now).is_ok_and(|e| e.writer == writer) => {
+                            break Ok(());
+                        }
+                        Ok(_) => break Err(Error::SessionLost),
+                        Err(err) => break Err(err),
+                    }
+                }
                 Err(err) if err.is_retryable() => {
+                    resent = true;
                     // Reply lost: decide by reading back our writer id.
                     match self.inner.session.get(&path).await {
                         Ok(Some((now, stat))) => {

@@ -302,6 +302,7 @@ async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome>
         path: first.path.clone(),
         detail,
     };
+    let mut refused = false;
     for _ in 0..RESOLVE_ROUNDS {
         let now = match session.get(&first.path).await {
             Ok(now) => now,
@@ -321,9 +322,18 @@ async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome>
             return Ok(Outcome::Committed);
         }
         if stat.version == first.version {
+            if refused {
+                // The same multi was refused (another of its conditions no longer holds, and
+                // versions only grow, so it never will again) and ours has not landed: the
+                // original cannot land either.
+                return Ok(Outcome::Conflict);
+            }
             match session.multi(&as_multi(ops)).await {
                 Ok(MultiOutcome::Committed(_)) => return Ok(Outcome::Committed),
-                Ok(MultiOutcome::Refused { .. }) => continue,
+                Ok(MultiOutcome::Refused { .. }) => {
+                    refused = true;
+                    continue;
+                }
                 Err(err) if ambiguous(&err) => continue,
                 Err(err) => return Err(err),
             }
