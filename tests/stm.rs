@@ -640,3 +640,42 @@ async fn the_bank_total_survives_connections_cut_during_commits() {
     assert_eq!(audit(&books).await.unwrap(), 1000 * ACCOUNTS as i64);
     assert_eq!(audits, CUTS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn reads_issued_together_in_one_body_are_still_one_snapshot() {
+    // As `a_body_never_sees_an_inconsistent_state`, with the two reads polled concurrently after
+    // a first read: each must still be checked against the other.
+    let sessions = common::sessions("opacity-join", 2).await;
+    let a0: Ref<i64> = Ref::new(&sessions[0], "/o/a", 0).await.unwrap();
+    let b0: Ref<i64> = Ref::new(&sessions[0], "/o/b", 1).await.unwrap();
+    let _c0: Ref<i64> = Ref::new(&sessions[0], "/o/c", 7).await.unwrap();
+    let writer = tokio::spawn(async move {
+        for _ in 0..150 {
+            let (a, b) = (&a0, &b0);
+            dosync(|| async move {
+                let old_a = a.get().await?;
+                a.ref_set(1 - old_a).await?;
+                b.ref_set(old_a).await?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        }
+    });
+    let a: Ref<i64> = Ref::open(&sessions[1], "/o/a").await.unwrap();
+    let b: Ref<i64> = Ref::open(&sessions[1], "/o/b").await.unwrap();
+    let c: Ref<i64> = Ref::open(&sessions[1], "/o/c").await.unwrap();
+    for _ in 0..150 {
+        let (a, b, c) = (&a, &b, &c);
+        dosync(|| async move {
+            c.get().await?;
+            let (x, y) = tokio::join!(a.get(), b.get());
+            let (x, y) = (x?, y?);
+            assert_ne!(x, y, "concurrent reads mixed two states");
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    }
+    timeout(Duration::from_secs(120), writer).await.unwrap().unwrap();
+}

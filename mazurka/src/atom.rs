@@ -44,6 +44,9 @@ impl<T, C> Clone for Atom<T, C> {
     }
 }
 
+/// Read-backs (and re-sends) when deciding a write whose reply was lost.
+const RESOLVE_ROUNDS: usize = 50;
+
 /// Writes that stay "contended" after a conflict.
 const CONTENDED_FOR: u32 = 16;
 
@@ -247,6 +250,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
         // Set once the same write was sent again after a lost reply: a `BadVersion` then may mean
         // that our own first send landed, so it is decided by reading back, never retried blindly.
         let mut resent = false;
+        let mut rounds = 0;
         loop {
             match sent {
                 Err(Error::ZooKeeper {
@@ -285,6 +289,16 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     return Ok(Written::Lost(self.newer_than(base).await?));
                 }
                 Err(err) if ambiguous(&err) => {
+                    rounds += 1;
+                    if rounds > RESOLVE_ROUNDS {
+                        return Err(Error::OutcomeUnknown {
+                            path: path.to_owned(),
+                            detail: format!("no decision after {RESOLVE_ROUNDS} read-backs: {err}"),
+                        });
+                    }
+                    if rounds > 1 {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    }
                     // Decide by reading back: our writer id means it applied.
                     let (value, now) = match self.inner.read_latest().await {
                         Ok(fresh) => fresh,

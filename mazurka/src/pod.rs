@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::blob::{BlobOp, BlobOptions};
 use crate::codec::{Bincode, Codec, Envelope, WriterId};
-use crate::error::{Error, Result, ZkErrorCode};
+use crate::error::{Error, Result};
 use crate::lock::DistributedLock;
 use crate::session::Session;
 use crate::stm::stored::{history_after, stored_api, Stored, Value};
@@ -143,9 +143,10 @@ impl<T: Value, C: Codec> Pod<T, C> {
         let mut packed = self.inner.pack(&value, writer, &history).await?;
         let mut guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
         let path = self.inner.path.to_string();
-        // Set once the check-in is sent again after a lost reply.
-        let mut resent = false;
-        let checked_in = loop {
+        // Set once a check-in was sent whose outcome we did not hear: from then on a refusal
+        // may hide that an earlier send landed, so every failure is decided by reading back.
+        let mut ambiguous = false;
+        let checked_in: std::result::Result<(), (Error, bool)> = loop {
             let mut fenced = guard
                 .fenced()
                 .set_if_version(&path, packed.bytes.to_vec(), base.version)?;
@@ -155,73 +156,64 @@ impl<T: Value, C: Codec> Pod<T, C> {
                     BlobOp::Retire { path, data } => fenced.set_if_version(path, data.clone(), 0)?,
                 };
             }
-            match fenced.commit().await {
+            let failure = match fenced.commit().await {
                 Ok(()) => break Ok(()),
-                Err(Error::NotHeld { .. }) => break Err(Error::SessionLost),
-                Err(Error::ZooKeeper { path: failed, .. }) if guards.iter().any(|op| op.path() == failed) => {
-                    let Some(at) = guards.iter().position(|op| op.path() == failed) else {
-                        continue;
-                    };
-                    if guards[at].is_retire() {
-                        tracing::warn!(
-                            set = failed,
-                            "the replaced chunk set was not live; leaving it to reclaim"
-                        );
-                        guards.remove(at);
-                    } else {
-                        // Our new set was doomed as an orphan (a very slow check-in): write it again.
-                        self.inner.blobs.discard(&packed);
-                        packed = self.inner.pack(&value, writer, &history).await?;
-                        guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
-                    }
-                }
-                Err(Error::ZooKeeper {
-                    code: ZkErrorCode::BadVersion,
-                    path: failed,
-                    ..
-                }) if resent && failed == path => {
-                    // Sent again after a lost reply and refused: under the lock only we write the
-                    // pod, so our first send most likely landed. Decide by our writer id.
-                    match self.inner.session.get(&path).await {
-                        Ok(Some((now, _))) if Envelope::parse(&now).is_ok_and(|e| e.writer == writer) => {
-                            break Ok(());
+                Err(Error::ZooKeeper { path: failed, .. })
+                    if !ambiguous && guards.iter().any(|op| op.path() == failed) =>
+                {
+                    if let Some(at) = guards.iter().position(|op| op.path() == failed) {
+                        if guards[at].is_retire() {
+                            tracing::warn!(
+                                set = failed,
+                                "the replaced chunk set was not live; leaving it to reclaim"
+                            );
+                            guards.remove(at);
+                        } else {
+                            // Our new set was doomed as an orphan (a very slow check-in): write it again.
+                            self.inner.blobs.discard(&packed);
+                            packed = self.inner.pack(&value, writer, &history).await?;
+                            guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
                         }
-                        Ok(_) => break Err(Error::SessionLost),
-                        Err(err) => break Err(err),
                     }
+                    continue;
                 }
-                Err(err) if err.is_retryable() => {
-                    resent = true;
-                    // Reply lost: decide by reading back our writer id.
-                    match self.inner.session.get(&path).await {
-                        Ok(Some((now, stat))) => {
-                            if Envelope::parse(&now).is_ok_and(|e| e.writer == writer) {
-                                break Ok(());
-                            }
-                            if stat.version != base.version {
-                                break Err(Error::SessionLost);
-                            }
-                        }
-                        Ok(None) => break Err(self.inner.missing()),
-                        Err(err) if err.is_retryable() => {}
-                        Err(err) => break Err(err),
-                    }
-                }
-                Err(err) => break Err(err),
+                Err(err) => err,
+            };
+            let transient = failure.is_retryable();
+            if !transient && !ambiguous {
+                // The server refused our only send: nothing was written.
+                let failure = if matches!(failure, Error::NotHeld { .. }) {
+                    Error::SessionLost
+                } else {
+                    failure
+                };
+                break Err((failure, true));
+            }
+            ambiguous = true;
+            match self.decide(&path, writer, base.version).await {
+                Decision::Landed => break Ok(()),
+                Decision::NotYet if transient => continue, // the lock may still be ours: send again
+                Decision::NotYet | Decision::NotLanded => break Err((Error::SessionLost, true)),
+                Decision::Unknown(err) => break Err((err, false)),
             }
         };
-        match &checked_in {
+        let checked_in = match checked_in {
             Ok(()) => {
                 // The refresh task will see this very pointer: let it take the payload from here.
                 if let Some(payload) = packed.payload() {
                     self.inner.cache.hint(packed.bytes.clone(), payload);
                 }
                 self.inner.blobs.committed(&guards);
+                Ok(())
             }
-            // Refused or decided not applied: the set was never visible.
-            Err(Error::SessionLost | Error::ZooKeeper { .. }) => self.inner.blobs.discard(&packed),
-            Err(_) => {}
-        }
+            Err((err, decided_not_written)) => {
+                // Only a set that is certainly not visible may go; otherwise reclaim decides later.
+                if decided_not_written {
+                    self.inner.blobs.discard(&packed);
+                }
+                Err(err)
+            }
+        };
         let released = guard.release().await;
         checked_in?;
         if let Err(err) = released {
@@ -229,4 +221,59 @@ impl<T: Value, C: Codec> Pod<T, C> {
         }
         Ok(result)
     }
+
+    /// After a check-in whose outcome was not heard: did it land? Read back the pod's value (on
+    /// the live session) and look for our writer id, current or in the recent history.
+    async fn decide(&self, path: &str, writer: WriterId, base_version: i32) -> Decision {
+        for _ in 0..DECIDE_ROUNDS {
+            match self.inner.session.get(path).await {
+                Ok(Some((now, stat))) => {
+                    let Ok(envelope) = Envelope::parse(&now) else {
+                        return Decision::Unknown(Error::OutcomeUnknown {
+                            path: path.to_owned(),
+                            detail: "the pod holds bytes this version cannot read".into(),
+                        });
+                    };
+                    if envelope.writer == writer || envelope.history.iter().any(|h| h.writer == writer) {
+                        return Decision::Landed;
+                    }
+                    if stat.version == base_version {
+                        return Decision::NotYet;
+                    }
+                    let behind = i64::from(stat.version) - i64::from(base_version) - 1;
+                    if behind <= envelope.history.len() as i64 {
+                        return Decision::NotLanded;
+                    }
+                    return Decision::Unknown(Error::OutcomeUnknown {
+                        path: path.to_owned(),
+                        detail: format!(
+                            "the pod moved {behind} versions on while our check-in was unanswered"
+                        ),
+                    });
+                }
+                Ok(None) => return Decision::NotLanded,
+                Err(err) if err.is_retryable() || matches!(err, Error::SessionLost) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(err) => return Decision::Unknown(err),
+            }
+        }
+        Decision::Unknown(Error::OutcomeUnknown {
+            path: path.to_owned(),
+            detail: "the server could not be reached to decide".into(),
+        })
+    }
+}
+
+/// Read-backs when deciding an unanswered check-in.
+const DECIDE_ROUNDS: usize = 50;
+
+/// Whether an unanswered check-in landed.
+enum Decision {
+    Landed,
+    /// Not (yet): the pod is still at the version the check-in expects.
+    NotYet,
+    /// Not, and it cannot any more.
+    NotLanded,
+    Unknown(Error),
 }

@@ -316,7 +316,9 @@ async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome>
             return Ok(Outcome::Conflict);
         };
         let Ok(envelope) = Envelope::parse(&bytes) else {
-            return Ok(Outcome::Conflict);
+            return Err(unknown(
+                "the ref now holds bytes that are not a Mazurka envelope this version can read".into(),
+            ));
         };
         if envelope.writer == id || envelope.history.iter().any(|h| h.writer == id) {
             return Ok(Outcome::Committed);

@@ -155,6 +155,11 @@ impl<T: Value, C: Codec> Ref<T, C> {
     /// applied again at commit time to the then-current value, so concurrent commuters do not
     /// make each other rerun the transaction. Returns the in-transaction value.
     ///
+    /// As in Clojure, the in-transaction value a commute returns (and a later `get` of the same
+    /// ref in this attempt) is computed from the latest value this process knows, outside the
+    /// attempt's checked snapshot: do not base other writes on it. The committed value is always
+    /// `f` applied to the value current at commit.
+    ///
     /// # Errors
     /// As [`get`](Ref::get); [`Error::Invalid`] after a `ref_set`/`alter` of the same ref.
     ///

@@ -71,6 +71,9 @@ pub(crate) struct Attempt {
     /// attempt's first server read, so a rerun reads its whole read set as one snapshot instead
     /// of ref by ref (where every step could conflict again — long readers would starve).
     prefetch: Vec<Arc<dyn ErasedRef>>,
+    /// Held across a server read: reads the body issues concurrently (`join!`) take turns, so
+    /// each is checked against every read recorded before it (opacity holds for them too).
+    reading: Arc<tokio::sync::Mutex<()>>,
     /// Values of that `multiRead` not yet read by the body; valid until the next server read.
     snapshot: HashMap<String, (Vec<u8>, Stat)>,
 }
@@ -85,6 +88,7 @@ impl Attempt {
             conflict: None,
             prefetch: Vec::new(),
             snapshot: HashMap::new(),
+            reading: Arc::default(),
         }
     }
 
@@ -156,6 +160,8 @@ pub fn after_commit(f: impl FnOnce() + Send + 'static) -> Result<()> {
 pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Result<AnyValue> {
     let cell = current(operation)?;
     let path = r.path().to_string();
+    let reading = lock(&cell).reading.clone();
+    let _turn = reading.lock().await;
     let (earlier, snapshot, prefetch) = {
         let mut a = lock(&cell);
         a.join(r.session())?;
@@ -206,6 +212,12 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         Ok(results) => results,
         Err(err) => return Err(restart_on_transient(&cell, &path, err)),
     };
+    if results.len() != paths.len() {
+        return Err(Error::OutcomeUnknown {
+            path,
+            detail: "multiRead returned a different number of results".into(),
+        });
+    }
     let prefetched = results.split_off(earlier.len() + 1);
     let Some(mine) = results.pop() else {
         return Err(Error::OutcomeUnknown {
