@@ -458,12 +458,12 @@ impl Drop for Wait {
             Stage::Holding => {
                 // The lock was never released: only the waiter node goes.
                 if let Some(node) = self.waiter.take() {
-                    let delete = self.session.delete_now(&node.path, None);
-                    self.session.runtime().spawn(async move {
-                        if let Err(err) = delete.await {
-                            tracing::debug!(%err, "removing an abandoned condition waiter failed");
-                        }
-                    });
+                    super::recipe::remove_in_background(
+                        &self.session,
+                        &node.path,
+                        node.generation,
+                        "abandoned condition waiter",
+                    );
                 }
             }
             Stage::Released => {
@@ -498,7 +498,7 @@ fn forward(session: &Session, dir: &str, waiter: Option<String>) {
         (path, first)
     });
     let (session, dir) = (session.clone(), dir.to_owned());
-    let bound = session.request_bound() * 2;
+    let bound = session.request_bound().saturating_mul(2);
     let runtime = session.runtime().clone();
     runtime.spawn(async move {
         let work = async {

@@ -455,12 +455,12 @@ impl DistributedLock {
         })?;
         if node.generation != holding.generation {
             // The session was replaced in between: this node is not the holding's to keep.
-            let delete = self.inner.session.delete_now(&node.path, None);
-            self.inner.session.runtime().spawn(async move {
-                if let Err(err) = delete.await {
-                    tracing::debug!(%err, "removing a lock node of a lost wait failed");
-                }
-            });
+            recipe::remove_in_background(
+                &self.inner.session,
+                &node.path,
+                node.generation,
+                "lock node of a lost wait",
+            );
             return Err(Error::SessionLost);
         }
         Ok(node)
@@ -505,12 +505,12 @@ impl DistributedLock {
         if restored {
             return Ok(());
         }
-        let delete = self.inner.session.delete_now(&node.path, None);
-        self.inner.session.runtime().spawn(async move {
-            if let Err(err) = delete.await {
-                tracing::debug!(%err, "removing an unneeded lock node failed");
-            }
-        });
+        recipe::remove_in_background(
+            &self.inner.session,
+            &node.path,
+            node.generation,
+            "unneeded lock node",
+        );
         Err(self.not_held())
     }
 

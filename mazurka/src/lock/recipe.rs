@@ -321,66 +321,110 @@ impl Enqueued {
     /// no node behind when they return).
     pub(crate) async fn leave(mut self) -> Result<()> {
         match std::mem::replace(&mut self.progress, Progress::Done) {
-            Progress::Created(node) => match self.session.delete(&node.path, None).await {
-                Ok(())
-                | Err(Error::ZooKeeper {
-                    code: ZkErrorCode::NoNode,
-                    ..
-                })
-                | Err(Error::SessionLost) => Ok(()),
-                Err(err) => Err(err),
-            },
+            Progress::Created(node) => {
+                let first = self.session.delete(&node.path, None).await;
+                settle_delete(&self.session, &node.path, node.generation, first).await
+            }
             Progress::Sent => sweep(&self.session, &self.dir, &self.marker).await,
             Progress::Idle | Progress::Done => Ok(()),
         }
     }
 }
 
-/// Deletes every node of `dir` carrying `marker` (a create whose outcome we never learnt).
+/// Deletes every node of `dir` carrying `marker` (a create whose outcome we never learnt),
+/// retrying through connection hiccups.
 async fn sweep(session: &Session, dir: &str, marker: &str) -> Result<()> {
-    let children = match session.children(dir).await {
-        Ok(children) => children,
-        Err(Error::ZooKeeper {
-            code: ZkErrorCode::NoNode,
-            ..
-        })
-        | Err(Error::SessionLost) => return Ok(()),
-        Err(err) => return Err(err),
-    };
-    for name in children.into_iter().filter(|c| c.starts_with(marker)) {
-        match session.delete(&format!("{dir}/{name}"), None).await {
+    let generation = session.generation();
+    for _ in 0..CLEANUP_ROUNDS {
+        let children = match session.children(dir).await {
+            Ok(children) => children,
+            Err(Error::ZooKeeper {
+                code: ZkErrorCode::NoNode,
+                ..
+            })
+            | Err(Error::SessionLost)
+            | Err(Error::Closed) => return Ok(()),
+            Err(err) if err.is_retryable() => {
+                tokio::time::sleep(CLEANUP_PAUSE).await;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        for name in children.into_iter().filter(|c| c.starts_with(marker)) {
+            let path = format!("{dir}/{name}");
+            let first = session.delete(&path, None).await;
+            settle_delete(session, &path, generation, first).await?;
+        }
+        return Ok(());
+    }
+    Err(Error::Timeout {
+        operation: "sweeping an abandoned lock node",
+        after: CLEANUP_PAUSE * CLEANUP_ROUNDS as u32,
+    })
+}
+
+/// Attempts of a cleanup delete, and the pause between them.
+const CLEANUP_ROUNDS: usize = 200;
+const CLEANUP_PAUSE: Duration = Duration::from_millis(25);
+
+/// Follows a delete of an ephemeral node of session `generation` through to the end: a reply lost
+/// with the connection is retried until the node is certainly gone — or its session is, which
+/// removes it anyway. A contender node left behind would block the lock for everyone.
+pub(crate) async fn settle_delete(
+    session: &Session,
+    path: &str,
+    generation: u64,
+    mut outcome: Result<()>,
+) -> Result<()> {
+    for _ in 0..CLEANUP_ROUNDS {
+        match outcome {
             Ok(())
             | Err(Error::ZooKeeper {
                 code: ZkErrorCode::NoNode,
                 ..
-            }) => {}
+            })
+            | Err(Error::SessionLost)
+            | Err(Error::Closed) => return Ok(()),
+            Err(err) if err.is_retryable() => {
+                if !session.is_valid(generation) {
+                    return Ok(()); // the session is gone, and its ephemeral nodes with it
+                }
+                tokio::time::sleep(CLEANUP_PAUSE).await;
+                outcome = session.delete(path, None).await;
+            }
             Err(err) => return Err(err),
         }
     }
-    Ok(())
+    Err(Error::Timeout {
+        operation: "removing a lock node",
+        after: CLEANUP_PAUSE * CLEANUP_ROUNDS as u32,
+    })
+}
+
+/// Removes an ephemeral node in the background: the delete is queued on the connection now (in
+/// order with whatever the caller sends next), and followed through by [`settle_delete`].
+/// Usable from `Drop`, off any runtime.
+pub(crate) fn remove_in_background(session: &Session, path: &str, generation: u64, what: &'static str) {
+    let first = session.delete_now(path, None);
+    let (owned, path) = (session.clone(), path.to_owned());
+    session.runtime().spawn(async move {
+        if let Err(err) = settle_delete(&owned, &path, generation, first.await).await {
+            tracing::warn!(%err, path, what, "could not remove a node");
+        }
+    });
 }
 
 impl Drop for Enqueued {
     fn drop(&mut self) {
         match std::mem::replace(&mut self.progress, Progress::Done) {
             Progress::Created(node) => {
-                // Queued on the connection now, in order; the outcome is only logged.
-                let delete = self.session.delete_now(&node.path, None);
-                self.session.runtime().spawn(async move {
-                    if let Err(err) = delete.await {
-                        tracing::debug!(%err, "removing an abandoned lock node failed");
-                    }
-                });
+                remove_in_background(&self.session, &node.path, node.generation, "abandoned lock node");
             }
             Progress::Sent => {
                 let (session, dir, marker) = (self.session.clone(), self.dir.clone(), self.marker.clone());
-                let bound = session.request_bound();
                 self.session.runtime().spawn(async move {
-                    if tokio::time::timeout(bound * 2, sweep(&session, &dir, &marker))
-                        .await
-                        .is_err()
-                    {
-                        tracing::warn!(dir, "could not sweep an abandoned lock node in time");
+                    if let Err(err) = sweep(&session, &dir, &marker).await {
+                        tracing::warn!(%err, dir, "could not sweep an abandoned lock node");
                     }
                 });
             }

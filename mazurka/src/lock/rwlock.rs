@@ -704,17 +704,8 @@ struct Orphan<'a> {
 impl Drop for Orphan<'_> {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
-            let delete = self.session.delete_now(&path, None);
-            self.session.runtime().spawn(async move {
-                match delete.await {
-                    Ok(())
-                    | Err(Error::ZooKeeper {
-                        code: ZkErrorCode::NoNode,
-                        ..
-                    }) => {}
-                    Err(err) => tracing::debug!(%err, "removing an abandoned read node failed"),
-                }
-            });
+            let generation = self.session.generation();
+            super::recipe::remove_in_background(self.session, &path, generation, "abandoned read node");
         }
     }
 }

@@ -178,6 +178,14 @@ impl SessionBuilder {
             (Some(c), None) | (None, Some(c)) => Some(ZnodePath::new(c)?).filter(|p| !p.is_root()),
             (None, None) => None,
         };
+        if self.session_timeout > Duration::from_secs(24 * 3600)
+            || self.connection_timeout > Duration::from_secs(24 * 3600)
+        {
+            return Err(Error::Config(format!(
+                "session timeout {:?} / connection timeout {:?} too long: ZooKeeper caps sessions at 20 ticks (40 s by default); use at most a day",
+                self.session_timeout, self.connection_timeout
+            )));
+        }
         if self.session_timeout < Duration::from_millis(100) {
             return Err(Error::Config(format!(
                 "session timeout {:?} is too short (minimum 100 ms)",
@@ -240,7 +248,10 @@ impl Config {
 
     /// A new ZooKeeper session, chrooted (the chroot created first if missing).
     async fn new_client(&self) -> Result<zk::Client> {
-        let bound = self.session_timeout + self.connection_timeout + Duration::from_secs(2);
+        let bound = self
+            .session_timeout
+            .saturating_add(self.connection_timeout)
+            .saturating_add(Duration::from_secs(2));
         let client = match tokio::time::timeout(bound, self.connector().connect(&self.hosts)).await {
             Ok(Ok(client)) => client,
             Ok(Err(zk::Error::AuthFailed)) => return Err(self.connect_error("authentication failed (check digest_auth)")),
@@ -504,8 +515,14 @@ impl Session {
 
 /// Follows one ZooKeeper client's state; on expiry replaces it with a new one (generation + 1).
 async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut generation: u64) {
+    // `state_watcher()` marks the state at that moment as seen: look at it first, or a change
+    // between connecting and watching (a disconnect, even an expiry) would go unnoticed.
+    let mut unseen = Some(watcher.peek_state());
     loop {
-        let state = watcher.changed().await;
+        let state = match unseen.take() {
+            Some(state) => state,
+            None => watcher.changed().await,
+        };
         let Some(strong) = inner.upgrade() else { return };
         let mapped = match state {
             zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
@@ -557,6 +574,7 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
         let Some(strong) = inner.upgrade() else { return };
         generation += 1;
         watcher = client.state_watcher();
+        unseen = Some(watcher.peek_state());
         {
             let Ok(mut current) = strong.current.lock() else {
                 return;

@@ -210,7 +210,11 @@ impl Session {
             if !client.state().is_terminated() {
                 return Ok(client);
             }
-            let bound = self.inner.config.session_timeout + self.inner.config.connection_timeout;
+            let bound = self
+                .inner
+                .config
+                .session_timeout
+                .saturating_add(self.inner.config.connection_timeout);
             let mut rx = self.inner.states.subscribe();
             let waited = tokio::time::timeout(
                 bound,
@@ -495,6 +499,9 @@ impl Session {
 
     /// Bound used by primitives for a single request that may hang while disconnected.
     pub(crate) fn request_bound(&self) -> Duration {
-        self.inner.config.session_timeout + self.inner.config.connection_timeout
+        self.inner
+            .config
+            .session_timeout
+            .saturating_add(self.inner.config.connection_timeout)
     }
 }
