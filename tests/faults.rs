@@ -374,3 +374,30 @@ async fn an_ensemble_losing_nodes_keeps_sessions_and_exclusion() {
         ensemble.node(i).restart().unwrap();
     }
 }
+
+#[tokio::test]
+async fn try_lock_for_keeps_its_bound_while_the_server_is_unreachable() {
+    let chroot = mazurka::testkit::unique_chroot("bounded");
+    let proxy = FaultProxy::start(common::server().addr()).unwrap();
+    let cut_off = proxied(&proxy, &chroot, Duration::from_secs(4)).await;
+    let holder = direct(&chroot).await;
+    let held = holder.lock("/b/lock").unwrap().lock().await.unwrap();
+    let lock = cut_off.lock("/b/lock").unwrap();
+    proxy.stall(); // requests queue in the client; nothing answers
+    let started = Instant::now();
+    let got = lock.try_lock_for(Duration::from_millis(200)).await.unwrap();
+    let took = started.elapsed();
+    assert!(got.is_none());
+    assert!(
+        took < Duration::from_secs(7),
+        "try_lock_for(200 ms) took {took:?} while unreachable"
+    );
+    proxy.heal();
+    // The contender's node (if its create landed after the heal) is removed in the background.
+    let observer = holder.lock("/b/lock").unwrap();
+    common::eventually(20, "no node left by the bounded attempt", || async {
+        observer.queue_len().await.unwrap() == 1
+    })
+    .await;
+    held.release().await.unwrap();
+}

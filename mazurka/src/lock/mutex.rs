@@ -282,10 +282,8 @@ impl DistributedLock {
     /// node left behind) if the deadline passed first.
     async fn contend(&self, deadline: Option<Instant>) -> Result<Option<Node>> {
         let mut contender = Enqueued::new(&self.inner.session, self.inner.path.as_str(), KIND);
-        contender
-            .create(&HolderInfo::for_this_process(self.inner.session.id()).to_bytes())
-            .await?;
-        match contender.wait_turn(blocker, deadline).await? {
+        let holder = HolderInfo::for_this_process(self.inner.session.id()).to_bytes();
+        match contender.create_and_wait(&holder, blocker, deadline).await? {
             Turn::Acquired => {}
             Turn::TimedOut => {
                 contender.leave().await?;

@@ -317,19 +317,57 @@ impl Enqueued {
         }
     }
 
+    /// Creates the node and waits for the turn; with a deadline, gives up (`TimedOut`) at most
+    /// [`UNREACHABLE_GRACE`] after it even while the server is unreachable (requests then queue
+    /// until the session times out, far longer than a `try_lock_for` caller agreed to wait).
+    pub(crate) async fn create_and_wait(
+        &mut self,
+        data: &[u8],
+        blocker: Blocker,
+        deadline: Option<Instant>,
+    ) -> Result<Turn> {
+        let work = async {
+            self.create(data).await?;
+            self.wait_turn(blocker, deadline).await
+        };
+        match deadline {
+            None => work.await,
+            Some(d) => tokio::time::timeout_at(d + UNREACHABLE_GRACE, work)
+                .await
+                .unwrap_or(Ok(Turn::TimedOut)),
+        }
+    }
+
     /// Leaves the queue and waits until the node is gone (for `try_lock*`, which promise to leave
-    /// no node behind when they return).
+    /// no node behind when they return) — at most [`UNREACHABLE_GRACE`]: if the server cannot be
+    /// reached, the removal goes on in the background until it can.
     pub(crate) async fn leave(mut self) -> Result<()> {
-        match std::mem::replace(&mut self.progress, Progress::Done) {
+        let session = self.session.clone();
+        let removal = match std::mem::replace(&mut self.progress, Progress::Done) {
             Progress::Created(node) => {
-                let first = self.session.delete(&node.path, None).await;
-                settle_delete(&self.session, &node.path, node.generation, first).await
+                let first = session.delete_now(&node.path, None);
+                let owned = session.clone();
+                session.runtime().spawn(async move {
+                    settle_delete(&owned, &node.path, node.generation, first.await).await
+                })
             }
-            Progress::Sent => sweep(&self.session, &self.dir, &self.marker).await,
-            Progress::Idle | Progress::Done => Ok(()),
+            Progress::Sent => {
+                let (owned, dir, marker) = (session.clone(), self.dir.clone(), self.marker.clone());
+                session
+                    .runtime()
+                    .spawn(async move { sweep(&owned, &dir, &marker).await })
+            }
+            Progress::Idle | Progress::Done => return Ok(()),
+        };
+        match tokio::time::timeout(UNREACHABLE_GRACE, removal).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Ok(()), // still running in the background
         }
     }
 }
+
+/// How long past a `try_lock_for` deadline a contender may take when the server is unreachable.
+pub(crate) const UNREACHABLE_GRACE: Duration = Duration::from_secs(5);
 
 /// Deletes every node of `dir` carrying `marker` (a create whose outcome we never learnt),
 /// retrying through connection hiccups.

@@ -425,10 +425,11 @@ impl DistributedRwLock {
             // A downgrade node may appear ahead of a waiting writer (see `# Downgrade` above).
             RwMode::Write => Enqueued::new(session, self.inner.path.as_str(), WRITE).relist_on_hand_over(),
         };
-        contender
-            .create(&HolderInfo::for_this_process(session.id()).to_bytes())
-            .await?;
-        match contender.wait_turn(mode.blocker(), deadline).await? {
+        let holder = HolderInfo::for_this_process(session.id()).to_bytes();
+        match contender
+            .create_and_wait(&holder, mode.blocker(), deadline)
+            .await?
+        {
             Turn::Acquired => {}
             Turn::TimedOut => {
                 contender.leave().await?;
