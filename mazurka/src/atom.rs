@@ -8,7 +8,7 @@ use crate::codec::{Bincode, Codec, Envelope, WriterId};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::Session;
 use crate::stm::cache::{Cached, Known, Payload};
-use crate::stm::stored::{history_after, stored_api, Stored, Value};
+use crate::stm::stored::{history_after, landing, stored_api, Landing, Stored, Value};
 
 /// A Clojure-style atom: one value in a znode, changed atomically and independently of anything
 /// else (no transaction) by a versioned compare-and-set.
@@ -308,33 +308,30 @@ impl<T: Value, C: Codec> Atom<T, C> {
                         }
                         Err(other) => return Err(other),
                     };
-                    let ours = Envelope::parse(&now.bytes)
-                        .map(|e| e.writer == writer || e.history.iter().any(|h| h.writer == writer));
-                    if ours.unwrap_or(false) {
-                        self.inner.blobs.committed(&guards);
-                        return Ok(Written::Yes);
+                    match landing(&now.bytes, now.version, writer, base.version) {
+                        Landing::Landed => {
+                            self.inner.blobs.committed(&guards);
+                            return Ok(Written::Yes);
+                        }
+                        Landing::NotYet => {
+                            resent = true;
+                            sent = self
+                                .inner
+                                .write_value(&bytes, Some(base.version), &mut guards)
+                                .await;
+                            continue;
+                        }
+                        Landing::NotLanded => {
+                            self.inner.blobs.discard(&packed);
+                            return Ok(Written::Lost((value, now)));
+                        }
+                        Landing::Unknown(detail) => {
+                            return Err(Error::OutcomeUnknown {
+                                path: path.to_owned(),
+                                detail,
+                            });
+                        }
                     }
-                    if now.version == base.version {
-                        resent = true;
-                        sent = self
-                            .inner
-                            .write_value(&bytes, Some(base.version), &mut guards)
-                            .await;
-                        continue;
-                    }
-                    // Moved past our base: it did not land (history says so) or cannot now.
-                    let behind = i64::from(now.version) - i64::from(base.version) - 1;
-                    let reach = Envelope::parse(&now.bytes).map_or(0, |e| e.history.len() as i64);
-                    if behind > reach {
-                        return Err(Error::OutcomeUnknown {
-                            path: path.to_owned(),
-                            detail: format!(
-                                "the atom moved {behind} versions past our write while the reply was lost"
-                            ),
-                        });
-                    }
-                    self.inner.blobs.discard(&packed);
-                    return Ok(Written::Lost((value, now)));
                 }
                 Err(err) => {
                     if !err.is_terminal() {

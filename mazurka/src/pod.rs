@@ -7,7 +7,7 @@ use crate::codec::{Bincode, Codec, Envelope, WriterId};
 use crate::error::{Error, Result};
 use crate::lock::DistributedLock;
 use crate::session::Session;
-use crate::stm::stored::{history_after, stored_api, Stored, Value};
+use crate::stm::stored::{history_after, landing, stored_api, Landing, Stored, Value};
 
 /// A value that is edited in place by one holder at a time: [`edit`](Pod::edit) takes the pod's
 /// distributed lock, reads the last checked-in value, runs the edit **exactly once** (so, unlike
@@ -191,10 +191,19 @@ impl<T: Value, C: Codec> Pod<T, C> {
             }
             ambiguous = true;
             match self.decide(&path, writer, base.version).await {
-                Decision::Landed => break Ok(()),
-                Decision::NotYet if transient => continue, // the lock may still be ours: send again
-                Decision::NotYet | Decision::NotLanded => break Err((Error::SessionLost, true)),
-                Decision::Unknown(err) => break Err((err, false)),
+                Ok(Landing::Landed) => break Ok(()),
+                Ok(Landing::NotYet) if transient => continue, // the lock may still be ours: send again
+                Ok(Landing::NotYet | Landing::NotLanded) => break Err((Error::SessionLost, true)),
+                Ok(Landing::Unknown(detail)) => {
+                    break Err((
+                        Error::OutcomeUnknown {
+                            path: path.clone(),
+                            detail,
+                        },
+                        false,
+                    ))
+                }
+                Err(err) => break Err((err, false)),
             }
         };
         let checked_in = match checked_in {
@@ -224,56 +233,22 @@ impl<T: Value, C: Codec> Pod<T, C> {
 
     /// After a check-in whose outcome was not heard: did it land? Read back the pod's value (on
     /// the live session) and look for our writer id, current or in the recent history.
-    async fn decide(&self, path: &str, writer: WriterId, base_version: i32) -> Decision {
+    async fn decide(&self, path: &str, writer: WriterId, base_version: i32) -> Result<Landing> {
         for _ in 0..DECIDE_ROUNDS {
             match self.inner.session.get(path).await {
-                Ok(Some((now, stat))) => {
-                    let Ok(envelope) = Envelope::parse(&now) else {
-                        return Decision::Unknown(Error::OutcomeUnknown {
-                            path: path.to_owned(),
-                            detail: "the pod holds bytes this version cannot read".into(),
-                        });
-                    };
-                    if envelope.writer == writer || envelope.history.iter().any(|h| h.writer == writer) {
-                        return Decision::Landed;
-                    }
-                    if stat.version == base_version {
-                        return Decision::NotYet;
-                    }
-                    let behind = i64::from(stat.version) - i64::from(base_version) - 1;
-                    if behind <= envelope.history.len() as i64 {
-                        return Decision::NotLanded;
-                    }
-                    return Decision::Unknown(Error::OutcomeUnknown {
-                        path: path.to_owned(),
-                        detail: format!(
-                            "the pod moved {behind} versions on while our check-in was unanswered"
-                        ),
-                    });
-                }
-                Ok(None) => return Decision::NotLanded,
+                Ok(Some((now, stat))) => return Ok(landing(&now, stat.version, writer, base_version)),
+                Ok(None) => return Ok(Landing::NotLanded),
                 Err(err) if err.is_retryable() || matches!(err, Error::SessionLost) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
-                Err(err) => return Decision::Unknown(err),
+                Err(err) => return Err(err),
             }
         }
-        Decision::Unknown(Error::OutcomeUnknown {
-            path: path.to_owned(),
-            detail: "the server could not be reached to decide".into(),
-        })
+        Ok(Landing::Unknown(
+            "the server could not be reached to decide".into(),
+        ))
     }
 }
 
 /// Read-backs when deciding an unanswered check-in.
 const DECIDE_ROUNDS: usize = 50;
-
-/// Whether an unanswered check-in landed.
-enum Decision {
-    Landed,
-    /// Not (yet): the pod is still at the version the check-in expects.
-    NotYet,
-    /// Not, and it cannot any more.
-    NotLanded,
-    Unknown(Error),
-}

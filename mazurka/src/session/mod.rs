@@ -23,12 +23,7 @@ use zookeeper_client as zk;
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
 
-#[allow(unused_imports)] // the vocabulary is used by primitives as they land
-pub(crate) use frame::FRAME_LIMIT;
-#[allow(unused_imports)]
-pub(crate) use ops::{
-    CreateMode, Created, MultiOp, MultiOutcome, NodeEvent, NodeWatch, Stat, TreeEvent, TreeWatch,
-};
+pub(crate) use ops::{CreateMode, MultiOp, MultiOutcome, NodeEvent, Stat};
 pub(crate) use state::Snapshot;
 pub use state::{SessionState, SessionStates};
 

@@ -4,10 +4,6 @@
 //! runs on the *current* ZooKeeper session; if that one has expired, the call waits (bounded)
 //! for its replacement.
 
-// Parts of this vocabulary (tree watches, multi-read, versioned sets) serve the STM, atoms and
-// pods, which build on it in later steps.
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -148,56 +144,6 @@ impl NodeWatch {
             zk::EventType::NodeDataChanged => NodeEvent::DataChanged,
             zk::EventType::NodeChildrenChanged => NodeEvent::ChildrenChanged,
             zk::EventType::Session => NodeEvent::SessionEnded,
-        }
-    }
-}
-
-/// A persistent recursive watch on a subtree.
-#[derive(Debug)]
-pub(crate) struct TreeWatch {
-    watcher: zk::PersistentWatcher,
-    ended: bool,
-}
-
-/// What a [`TreeWatch`] saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TreeEvent {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
-    /// The connection dropped: events may have been missed; re-read what you cache.
-    Disconnected,
-    /// Reconnected (same session): re-read what you cache, events during the gap are lost.
-    Reconnected,
-    /// The session ended: the watch is dead.
-    SessionEnded,
-}
-
-impl TreeWatch {
-    /// Waits for the next event.
-    ///
-    /// # Cancel safety
-    /// Cancel safe.
-    pub(crate) async fn next(&mut self) -> TreeEvent {
-        if self.ended {
-            return std::future::pending().await;
-        }
-        let event = self.watcher.changed().await;
-        match event.event_type {
-            zk::EventType::NodeCreated => TreeEvent::Created(event.path),
-            zk::EventType::NodeDeleted => TreeEvent::Deleted(event.path),
-            zk::EventType::NodeDataChanged => TreeEvent::DataChanged(event.path),
-            zk::EventType::NodeChildrenChanged => TreeEvent::DataChanged(event.path),
-            zk::EventType::Session => match event.session_state {
-                zk::SessionState::Disconnected => TreeEvent::Disconnected,
-                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                    TreeEvent::Reconnected
-                }
-                _ => {
-                    self.ended = true;
-                    TreeEvent::SessionEnded
-                }
-            },
         }
     }
 }
@@ -384,16 +330,6 @@ impl Session {
             .map_err(|e| map_err(e, "getChildren", path))
     }
 
-    /// Lists children and leaves a watch for changes to the list; `None` if the node is missing.
-    pub(crate) async fn children_and_watch(&self, path: &str) -> Result<Option<(Vec<String>, NodeWatch)>> {
-        let client = self.live().await?;
-        match client.list_and_watch_children(path).await {
-            Ok((children, w)) => Ok(Some((children, NodeWatch(w)))),
-            Err(zk::Error::NoNode) => Ok(None),
-            Err(e) => Err(map_err(e, "getChildren", path)),
-        }
-    }
-
     /// Applies all operations atomically or none (one request, one frame, size-checked first).
     pub(crate) async fn multi(&self, ops: &[MultiOp<'_>]) -> Result<MultiOutcome> {
         let first = ops.first().map_or("", |op| op.path());
@@ -476,19 +412,6 @@ impl Session {
                 }),
             })
             .collect()
-    }
-
-    /// A persistent recursive watch on `path` and everything below it.
-    pub(crate) async fn watch_tree(&self, path: &str) -> Result<TreeWatch> {
-        let client = self.live().await?;
-        let watcher = client
-            .watch(path, zk::AddWatchMode::PersistentRecursive)
-            .await
-            .map_err(|e| map_err(e, "addWatch", path))?;
-        Ok(TreeWatch {
-            watcher,
-            ended: false,
-        })
     }
 
     /// Makes the server we are connected to catch up with the leader before our next read.

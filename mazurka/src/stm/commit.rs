@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use super::cache::{Cached, Payload};
 use super::refs::ErasedRef;
+use super::stored::{landing, Landing};
 use super::txn::{Attempt, ReadAt};
 use crate::blob::{BlobOp, Packed};
-use crate::codec::{Envelope, WriterId};
+use crate::codec::WriterId;
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::{MultiOp, MultiOutcome, Session};
 
@@ -315,42 +316,21 @@ async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome>
         let Some((bytes, stat)) = now else {
             return Ok(Outcome::Conflict);
         };
-        let Ok(envelope) = Envelope::parse(&bytes) else {
-            return Err(unknown(
-                "the ref now holds bytes that are not a Mazurka envelope this version can read".into(),
-            ));
-        };
-        if envelope.writer == id || envelope.history.iter().any(|h| h.writer == id) {
-            return Ok(Outcome::Committed);
-        }
-        if stat.version == first.version {
-            if refused {
-                // The same multi was refused (another of its conditions no longer holds, and
-                // versions only grow, so it never will again) and ours has not landed: the
-                // original cannot land either.
-                return Ok(Outcome::Conflict);
-            }
-            match session.multi(&as_multi(ops)).await {
+        match landing(&bytes, stat.version, id, first.version) {
+            Landing::Landed => return Ok(Outcome::Committed),
+            // The same multi was refused before (another of its conditions no longer holds, and
+            // versions only grow, so it never will again) and ours has not landed: the original
+            // cannot land either.
+            Landing::NotYet if refused => return Ok(Outcome::Conflict),
+            Landing::NotYet => match session.multi(&as_multi(ops)).await {
                 Ok(MultiOutcome::Committed(_)) => return Ok(Outcome::Committed),
-                Ok(MultiOutcome::Refused { .. }) => {
-                    refused = true;
-                    continue;
-                }
-                Err(err) if ambiguous(&err) => continue,
+                Ok(MultiOutcome::Refused { .. }) => refused = true,
+                Err(err) if ambiguous(&err) => {}
                 Err(err) => return Err(err),
-            }
+            },
+            Landing::NotLanded => return Ok(Outcome::Conflict),
+            Landing::Unknown(detail) => return Err(unknown(detail)),
         }
-        // Past the expected version. Our write would be version `first.version + 1`: if the
-        // history reaches back that far and does not name us, it did not land (and cannot now).
-        let behind = i64::from(stat.version) - i64::from(first.version) - 1;
-        if behind <= envelope.history.len() as i64 {
-            return Ok(Outcome::Conflict);
-        }
-        return Err(unknown(format!(
-            "the ref moved {behind} versions past our write while the connection was down, more than its \
-             history of {} writes records",
-            envelope.history.len()
-        )));
     }
     Err(unknown("the server could not be reached to decide".into()))
 }

@@ -75,6 +75,45 @@ fn check_reserved(path: &ZnodePath) -> Result<()> {
     Ok(())
 }
 
+/// Whether a write whose reply was lost landed, judged from what the znode holds now.
+#[derive(Debug)]
+pub(crate) enum Landing {
+    /// Our writer id is the current value's or in its recent history.
+    Landed,
+    /// The znode is still at the version our write expects: it has not landed (yet).
+    NotYet,
+    /// The znode moved on, and its history reaches back far enough to show ours is not there.
+    NotLanded,
+    /// It moved on further than its history records (or holds unreadable bytes): say so, never guess.
+    Unknown(String),
+}
+
+/// The one rule every lost-reply read-back (transaction commits, atom swaps, pod check-ins) uses:
+/// a write by `writer` over version `expected` would have produced version `expected + 1` naming
+/// `writer`; each envelope records the writers of the versions before it.
+pub(crate) fn landing(bytes: &[u8], version: i32, writer: WriterId, expected: i32) -> Landing {
+    let Ok(envelope) = codec::Envelope::parse(bytes) else {
+        return Landing::Unknown(
+            "the znode holds bytes that are not a Mazurka envelope this version reads".into(),
+        );
+    };
+    if envelope.writer == writer || envelope.history.iter().any(|h| h.writer == writer) {
+        return Landing::Landed;
+    }
+    if version == expected {
+        return Landing::NotYet;
+    }
+    let behind = i64::from(version) - i64::from(expected) - 1;
+    if behind <= envelope.history.len() as i64 {
+        return Landing::NotLanded;
+    }
+    Landing::Unknown(format!(
+        "the znode moved {behind} versions past the write while its reply was lost, more than its history of {} \
+         writes records",
+        envelope.history.len()
+    ))
+}
+
 impl<T: Value, C: Codec> Stored<T, C> {
     /// Creates the znode with `initial` if absent (parents too), then opens it.
     pub(crate) async fn create_or_open(
@@ -530,3 +569,45 @@ macro_rules! stored_api {
     };
 }
 pub(crate) use stored_api;
+
+#[cfg(test)]
+mod tests {
+    use super::{landing, Landing};
+    use crate::codec::{encode_value, Bincode, HistoryEntry, WriterId};
+
+    fn value(writer: u128, history: &[(u128, i32)]) -> Vec<u8> {
+        let history: Vec<HistoryEntry> = history
+            .iter()
+            .map(|&(w, version)| HistoryEntry {
+                writer: WriterId(w),
+                version,
+            })
+            .collect();
+        encode_value::<Bincode, _>(&0u8, WriterId(writer), &history).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_lost_reply_rule() {
+        let us = WriterId(7);
+        // Our write over version 3 made version 4.
+        assert!(matches!(landing(&value(7, &[(1, 3)]), 4, us, 3), Landing::Landed));
+        // Two more writes followed ours: still in the history.
+        assert!(matches!(
+            landing(&value(9, &[(8, 5), (7, 4), (1, 3)]), 6, us, 3),
+            Landing::Landed
+        ));
+        // Still at the expected version: not (yet).
+        assert!(matches!(landing(&value(1, &[]), 3, us, 3), Landing::NotYet));
+        // Moved on by others, and the history reaches back past version 4: not ours.
+        assert!(matches!(
+            landing(&value(9, &[(8, 5), (2, 4)]), 6, us, 3),
+            Landing::NotLanded
+        ));
+        // Moved on further than the history records: never guess.
+        assert!(matches!(
+            landing(&value(9, &[(8, 9)]), 10, us, 3),
+            Landing::Unknown(_)
+        ));
+        assert!(matches!(landing(b"foreign", 4, us, 3), Landing::Unknown(_)));
+    }
+}
