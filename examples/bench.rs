@@ -22,7 +22,7 @@ mod common;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,11 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One client's operation: returns the latency to record. Statically dispatched, so the loop
 /// around an operation costs what the anchors' loops cost (no allocation per op).
 trait Op: Send + Sync + 'static {
+    /// Runs once in the client's own task before its warm-up (reentrancy is per task).
+    fn setup(&self) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
+    }
+
     fn run(&self) -> impl Future<Output = Result<Duration, String>> + Send;
 }
 
@@ -45,11 +50,6 @@ struct Config {
     ops: Option<usize>,
     warmup: Duration,
     counters: Option<SocketAddr>,
-}
-
-#[derive(Default)]
-struct Stats {
-    latencies: Vec<Duration>,
 }
 
 struct Counters {
@@ -131,7 +131,8 @@ where
     let warm_ops = 2.max(ops / (10 * clients));
     let warmed = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let go = Arc::new(tokio::sync::Barrier::new(clients + 1));
-    let tickets = Arc::new(AtomicUsize::new(ops));
+    // As the anchors' `tickets.getAndDecrement() > 0`: one atomic operation per ticket.
+    let tickets = Arc::new(AtomicIsize::new(ops.try_into()?));
     let mut running = Vec::new();
     for w in &workers {
         let (w, tickets, warmed, go) = (w.clone(), tickets.clone(), warmed.clone(), go.clone());
@@ -139,27 +140,24 @@ where
         running.push(tokio::spawn(async move {
             let until = Instant::now() + warmup;
             let mut n = 0;
-            let mut failed = None;
+            let mut failed = w.setup().await.err();
             while failed.is_none() && (n < warm_ops || Instant::now() < until) {
                 failed = w.run().await.err();
                 n += 1;
             }
             warmed.wait().await;
             go.wait().await;
-            let mut stats = Stats::default();
-            while failed.is_none()
-                && tickets
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1))
-                    .is_ok()
-            {
+            // Preallocated, as the anchors' `new long[n]`: no reallocation inside the window.
+            let mut latencies = Vec::with_capacity(ops);
+            while failed.is_none() && tickets.fetch_sub(1, Ordering::SeqCst) > 0 {
                 match w.run().await {
-                    Ok(latency) => stats.latencies.push(latency),
+                    Ok(latency) => latencies.push(latency),
                     Err(e) => failed = Some(e),
                 }
             }
             match failed {
                 Some(e) => Err(e),
-                None => Ok((stats, Instant::now())),
+                None => Ok((latencies, Instant::now())),
             }
         }));
     }
@@ -170,8 +168,8 @@ where
     let mut latencies = Vec::with_capacity(ops);
     let mut end = start;
     for r in running {
-        let (stats, finished) = r.await??;
-        latencies.extend(stats.latencies);
+        let (mine, finished) = r.await??;
+        latencies.extend(mine);
         end = end.max(finished);
     }
     let seconds = (end - start).as_secs_f64();
@@ -272,16 +270,18 @@ impl Op for Contended {
 /// `reentrant`: the lock is held once outside the loop; re-acquire; release (nested).
 struct Reentrant {
     lock: DistributedLock,
-    /// Taken by the client's own task on its first op (ownership is per task).
-    outer: tokio::sync::OnceCell<mazurka::LockGuard>,
+    /// The outer hold, taken by the client's own task in `setup` (ownership is per task).
+    outer: std::sync::Mutex<Option<mazurka::LockGuard>>,
 }
 
 impl Op for Reentrant {
+    async fn setup(&self) -> Result<(), String> {
+        let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
+        *self.outer.lock().map_err(|e| e.to_string())? = Some(guard);
+        Ok(())
+    }
+
     async fn run(&self) -> Result<Duration, String> {
-        self.outer
-            .get_or_try_init(|| self.lock.lock())
-            .await
-            .map_err(|e| e.to_string())?;
         let t = Instant::now();
         let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
         guard.release().await.map_err(|e| e.to_string())?;

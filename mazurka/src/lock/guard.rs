@@ -174,13 +174,31 @@ impl LockGuard {
     /// the returned future only waits for the reply, and dropping it stops only that wait.
     pub fn release(mut self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         self.done = true;
-        let release = self.holding.lock.release_hold(&self.holding, self.hold);
-        async move {
-            match release {
-                Release::Done(result) => result,
-                // Boxed: the retry loop is large, and the reentrant path should not carry it.
-                deleting => Box::pin(deleting.finish()).await,
-            }
+        match self.holding.lock.release_hold(&self.holding, self.hold) {
+            // A nested hold (or a lost lock): decided already, nothing to wait for.
+            Release::Done(result) => Releasing::Done(Some(result)),
+            // Boxed: the retry loop is large, and the reentrant path should not carry it.
+            deleting => Releasing::Deleting(Box::pin(deleting.finish())),
+        }
+    }
+}
+
+/// The future of [`LockGuard::release`]: ready at once for a nested hold, else the node delete's
+/// outcome. A plain enum rather than an `async` block, so the reentrant path stays a few
+/// instructions long.
+enum Releasing {
+    Done(Option<Result<()>>),
+    Deleting(std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>),
+}
+
+impl std::future::Future for Releasing {
+    type Output = Result<()>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        match self.get_mut() {
+            // Polled again after completion: report it as done rather than panic.
+            Releasing::Done(result) => std::task::Poll::Ready(result.take().unwrap_or(Ok(()))),
+            Releasing::Deleting(deleting) => deleting.as_mut().poll(cx),
         }
     }
 }

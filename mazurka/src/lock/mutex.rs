@@ -232,10 +232,19 @@ impl DistributedLock {
     /// Cancel safe: dropping the future removes this contender's node (in the background), also
     /// when the create request was in flight.
     pub async fn lock(&self) -> Result<LockGuard> {
-        self.acquire(None).await?.ok_or(Error::Timeout {
-            operation: "lock",
-            after: Duration::MAX,
-        })
+        // The owner is whoever polls: decided here, not when the future was made.
+        let owner = Owner::current();
+        if let Some(guard) = self.reenter(owner) {
+            return Ok(guard);
+        }
+        match Box::pin(self.enqueue(owner, None)).await {
+            Ok(Some(guard)) => Ok(guard),
+            Ok(None) => Err(Error::Timeout {
+                operation: "lock",
+                after: Duration::MAX,
+            }),
+            Err(err) => Err(err),
+        }
     }
 
     /// Acquires the lock only if nobody holds it or waits for it now.
@@ -294,6 +303,7 @@ impl DistributedLock {
     }
 
     /// A further hold for an owner that already holds the lock (no request).
+    #[inline]
     fn reenter(&self, owner: Owner) -> Option<LockGuard> {
         let mut held = self.inner.local.held.lock().ok()?;
         let h = held.as_mut().filter(|h| h.owner == owner)?;
