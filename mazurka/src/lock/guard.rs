@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::fence::Fenced;
 use super::mutex::{DistributedLock, Holding, HoldingPhase, Release};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::session::{NodeEvent, SessionState};
 
 /// What a guard knows about its hold right now.
@@ -176,7 +176,8 @@ impl LockGuard {
         self.done = true;
         match self.holding.lock.release_hold(&self.holding, self.hold) {
             // A nested hold (or a lost lock): decided already, nothing to wait for.
-            Release::Done(result) => Releasing::Done(Some(result)),
+            Release::Kept => Releasing::Kept,
+            Release::Failed(err) => Releasing::Failed(Some(err)),
             // Boxed: the retry loop is large, and the reentrant path should not carry it.
             deleting => Releasing::Deleting(Box::pin(deleting.finish())),
         }
@@ -187,7 +188,8 @@ impl LockGuard {
 /// outcome. A plain enum rather than an `async` block, so the reentrant path stays a few
 /// instructions long.
 enum Releasing {
-    Done(Option<Result<()>>),
+    Kept,
+    Failed(Option<Error>),
     Deleting(std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>),
 }
 
@@ -196,8 +198,9 @@ impl std::future::Future for Releasing {
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
         match self.get_mut() {
+            Releasing::Kept => std::task::Poll::Ready(Ok(())),
             // Polled again after completion: report it as done rather than panic.
-            Releasing::Done(result) => std::task::Poll::Ready(result.take().unwrap_or(Ok(()))),
+            Releasing::Failed(err) => std::task::Poll::Ready(err.take().map_or(Ok(()), Err)),
             Releasing::Deleting(deleting) => deleting.as_mut().poll(cx),
         }
     }
@@ -209,8 +212,8 @@ impl Drop for LockGuard {
             return;
         }
         match self.holding.lock.release_hold(&self.holding, self.hold) {
-            Release::Done(Ok(())) => {}
-            Release::Done(Err(err)) => tracing::debug!(%err, "dropped a guard of a lost lock"),
+            Release::Kept => {}
+            Release::Failed(err) => tracing::debug!(%err, "dropped a guard of a lost lock"),
             deleting => {
                 // The delete is on the wire already; only its outcome is awaited here.
                 self.holding.lock.inner.session.runtime().spawn(async move {

@@ -21,6 +21,57 @@ fn blocker(_me: &Entry, ahead: &[Entry]) -> Option<usize> {
     ahead.len().checked_sub(1)
 }
 
+/// The future of [`DistributedLock::lock`]. Hand-written rather than `async`: its first poll is
+/// the whole reentrant path (an owner check and a hold count), and an `async` block's state
+/// machine around it cost more than the path itself. The queue's state machine is boxed, only
+/// for a first acquisition.
+enum Locking<'a> {
+    Start(&'a DistributedLock),
+    Queued(std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<LockGuard>>> + Send + 'a>>),
+    Done,
+}
+
+impl std::future::Future for Locking<'_> {
+    type Output = Result<LockGuard>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<LockGuard>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Locking::Start(lock) = *this {
+            // The owner is whoever polls: decided here, not when the future was made.
+            let owner = Owner::current();
+            if let Some(guard) = lock.reenter(owner) {
+                *this = Locking::Done;
+                return Poll::Ready(Ok(guard));
+            }
+            *this = Locking::Queued(Box::pin(lock.enqueue(owner, None)));
+        }
+        let Locking::Queued(queued) = this else {
+            // Polled after completion: a caller bug, reported rather than a panic.
+            return Poll::Ready(Err(Error::Config(
+                "a lock() future was polled after it completed".into(),
+            )));
+        };
+        let result = match queued.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result,
+        };
+        *this = Locking::Done;
+        Poll::Ready(match result {
+            Ok(Some(guard)) => Ok(guard),
+            // No deadline was given: the queue cannot time out.
+            Ok(None) => Err(Error::Timeout {
+                operation: "lock",
+                after: Duration::MAX,
+            }),
+            Err(err) => Err(err),
+        })
+    }
+}
+
 /// The process-local side of one lock path, shared by every handle of a session on that path.
 #[derive(Debug, Default)]
 pub(crate) struct Local {
@@ -151,11 +202,11 @@ impl Holding {
         match &mut self.slot().phase {
             Phase::Waiting(parked) => {
                 parked.holds.retain(|&x| x != id);
-                Release::Done(Ok(()))
+                Release::Kept
             }
-            Phase::Ended => Release::Done(Err(self.lock.not_held())),
+            Phase::Ended => Release::Failed(self.lock.not_held()),
             // A hold already given up with `unlock()`, or a holding released in full.
-            Phase::Held => Release::Done(Ok(())),
+            Phase::Held => Release::Kept,
         }
     }
 }
@@ -231,20 +282,8 @@ impl DistributedLock {
     /// # Cancel safety
     /// Cancel safe: dropping the future removes this contender's node (in the background), also
     /// when the create request was in flight.
-    pub async fn lock(&self) -> Result<LockGuard> {
-        // The owner is whoever polls: decided here, not when the future was made.
-        let owner = Owner::current();
-        if let Some(guard) = self.reenter(owner) {
-            return Ok(guard);
-        }
-        match Box::pin(self.enqueue(owner, None)).await {
-            Ok(Some(guard)) => Ok(guard),
-            Ok(None) => Err(Error::Timeout {
-                operation: "lock",
-                after: Duration::MAX,
-            }),
-            Err(err) => Err(err),
-        }
+    pub fn lock(&self) -> impl std::future::Future<Output = Result<LockGuard>> + Send + '_ {
+        Locking::Start(self)
     }
 
     /// Acquires the lock only if nobody holds it or waits for it now.
@@ -381,13 +420,13 @@ impl DistributedLock {
             }
         }
         if holding.is_lost() {
-            return Release::Done(Err(Error::SessionLost));
+            return Release::Failed(Error::SessionLost);
         }
         if !listed {
             return holding.release_unlisted(id);
         }
         if !last {
-            return Release::Done(Ok(()));
+            return Release::Kept;
         }
         let node = holding.node();
         let first = Box::pin(self.inner.session.delete_now(&node.path, None));
@@ -600,7 +639,11 @@ impl DistributedLock {
 
 /// A released hold: done at once, or the last hold's delete under way.
 pub(crate) enum Release {
-    Done(Result<()>),
+    /// Done, nothing to send (a hold other than the last). A variant of its own rather than an
+    /// `Ok(())` inside a `Result` so the reentrant path never copies a whole `Result`.
+    Kept,
+    /// Refused: the lock was lost or is not held.
+    Failed(Error),
     Deleting {
         first: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>,
         holding: Arc<Holding>,
@@ -613,7 +656,8 @@ impl Release {
     /// Waits for the delete's outcome.
     pub(crate) async fn finish(self) -> Result<()> {
         let (first, holding, node) = match self {
-            Release::Done(result) => return result,
+            Release::Kept => return Ok(()),
+            Release::Failed(err) => return Err(err),
             Release::Deleting { first, holding, node } => (first, holding, node),
         };
         let lock = &holding.lock;
