@@ -425,10 +425,16 @@ async fn a_commit_whose_reply_is_lost_applies_exactly_once() {
         .unwrap();
     let counter: Ref<i64> = Ref::new(&flaky, "/counter", 0).await.unwrap();
     let observer: Ref<i64> = Ref::open(&steady, "/counter").await.unwrap();
+    // Read first (from the replica: nobody changes it), so that the counter's read is a server
+    // read that checks both. Were the counter read first, from a replica told of a change it
+    // had not read yet (its own previous commit, say), that read would be checked just before
+    // the commit — and the fault below would hit the check instead of the commit.
+    let unchanged: Ref<i64> = Ref::new(&flaky, "/unchanged", 7).await.unwrap();
 
-    /// Increments `counter` in a transaction whose first attempt stops after its read until
-    /// `go` fires: the fault is injected exactly between the read and the commit.
+    /// Increments `counter` in a transaction whose first attempt stops after its reads until
+    /// `go` fires: the fault is injected exactly between the reads and the commit.
     fn increment(
+        unchanged: &Ref<i64>,
         counter: &Ref<i64>,
     ) -> (
         tokio::task::JoinHandle<mazurka::Result<i64>>,
@@ -438,10 +444,11 @@ async fn a_commit_whose_reply_is_lost_applies_exactly_once() {
         let (read_tx, read_rx) = tokio::sync::oneshot::channel();
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(Some((read_tx, go_rx))));
-        let counter = counter.clone();
+        let (unchanged, counter) = (unchanged.clone(), counter.clone());
         let task = tokio::spawn(async move {
-            let (c, gate) = (&counter, &gate);
+            let (u, c, gate) = (&unchanged, &counter, &gate);
             dosync(|| async move {
+                assert_eq!(u.get().await?, 7);
                 let v = c.get().await?;
                 let first = gate.lock().unwrap().take();
                 if let Some((read_tx, go_rx)) = first {
@@ -457,7 +464,7 @@ async fn a_commit_whose_reply_is_lost_applies_exactly_once() {
 
     for round in 1..=3i64 {
         // Applied, reply lost: the commit reaches the server, its reply is held, then cut.
-        let (task, read, go) = increment(&counter);
+        let (task, read, go) = increment(&unchanged, &counter);
         read.await.unwrap();
         proxy.stall_replies();
         go.send(()).unwrap();
@@ -478,7 +485,7 @@ async fn a_commit_whose_reply_is_lost_applies_exactly_once() {
         );
 
         // Not applied: the commit is held in the proxy and cut; the retry applies it once.
-        let (task, read, go) = increment(&counter);
+        let (task, read, go) = increment(&unchanged, &counter);
         read.await.unwrap();
         proxy.stall();
         go.send(()).unwrap();

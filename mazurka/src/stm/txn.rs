@@ -75,7 +75,15 @@ pub(crate) struct Attempt {
     /// each is checked against every read recorded before it (opacity holds for them too).
     reading: Arc<tokio::sync::Mutex<()>>,
     /// Values of that `multiRead` not yet read by the body; valid until the next server read.
-    snapshot: HashMap<String, (Vec<u8>, Stat)>,
+    snapshot: HashMap<String, (Arc<Vec<u8>>, Stat)>,
+    /// The first read came from a replica that had been told of a change it had not read yet.
+    /// The value is one that existed, so the body may see it; the next server read (or, if the
+    /// body reads nothing more, a read just before the commit) checks it is still current.
+    unverified: bool,
+    /// Set with a conflict found by a read: that `multiRead`'s values of everything the attempt
+    /// read and was reading — one consistent snapshot, already fresh, so the rerun starts from
+    /// it at once, without a wait or a request.
+    restart_from: Option<HashMap<String, (Arc<Vec<u8>>, Stat)>>,
 }
 
 impl Attempt {
@@ -89,17 +97,21 @@ impl Attempt {
             prefetch: Vec::new(),
             snapshot: HashMap::new(),
             reading: Arc::default(),
+            unverified: false,
+            restart_from: None,
         }
     }
 
-    /// The next attempt after `previous` conflicted: it prefetches what `previous` read.
-    fn after(previous: &Attempt) -> Attempt {
+    /// The next attempt after `previous` conflicted: it starts from the fresh snapshot the
+    /// conflict brought, if any, and prefetches the rest of what `previous` read.
+    fn after(previous: &mut Attempt) -> Attempt {
         let mut next = Attempt::new();
+        next.snapshot = previous.restart_from.take().unwrap_or_default();
         next.prefetch = previous
             .entries
-            .values()
-            .filter(|e| e.read.is_some())
-            .map(|e| e.r.clone())
+            .iter()
+            .filter(|(path, e)| e.read.is_some() && !next.snapshot.contains_key(*path))
+            .map(|(_, e)| e.r.clone())
             .collect();
         next
     }
@@ -162,7 +174,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
     let path = r.path().to_string();
     let reading = lock(&cell).reading.clone();
     let _turn = reading.lock().await;
-    let (earlier, snapshot, prefetch) = {
+    let (earlier, snapshot, prefetch, snapshot_left) = {
         let mut a = lock(&cell);
         a.join(r.session())?;
         a.check_conflict()?;
@@ -180,15 +192,24 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             .iter()
             .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
             .collect();
-        (earlier, snapshot, prefetch)
+        // Other values of a snapshot still unread: a replica read would not be consistent
+        // with them.
+        let snapshot_left = !a.snapshot.is_empty();
+        (earlier, snapshot, prefetch, snapshot_left)
     };
     // From the snapshot taken with the earlier reads: consistent with them.
     if let Some((bytes, stat)) = snapshot {
         return finish_read(&cell, r, path, bytes, stat).await;
     }
-    if earlier.is_empty() && prefetch.is_empty() && !r.cache().is_suspect() {
+    if earlier.is_empty() && prefetch.is_empty() && !snapshot_left {
+        // The first read: from the replica, even one told of a change it has not read yet (a
+        // value that existed is a consistent view on its own). Under contention replicas are
+        // behind most of the time, and reading the znode here would cost a request that the
+        // next read's `multiRead` (which checks this one) makes anyway.
+        let suspect = r.cache().is_suspect();
         if let Known::Value(cached) = r.cache().current() {
             let (value, meta) = r.decode(&cached)?;
+            lock(&cell).unverified = suspect;
             return Ok(record(
                 &cell,
                 r,
@@ -225,27 +246,51 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             detail: "multiRead returned too few results".into(),
         });
     };
-    for ((p, expected, other), now) in earlier.iter().zip(results) {
-        let changed = match now {
+    let results: Vec<Option<(Arc<Vec<u8>>, Stat)>> = results
+        .into_iter()
+        .map(|now| now.map(|(bytes, stat)| (Arc::new(bytes), stat)))
+        .collect();
+    let mine = mine.map(|(bytes, stat)| (Arc::new(bytes), stat));
+    let mut changed = None;
+    for ((p, expected, other), now) in earlier.iter().zip(&results) {
+        match now {
             Some((bytes, stat)) => {
-                let moved = stat.version != *expected;
-                other.cache().offer_raw(Arc::new(bytes), &stat);
-                moved
+                other.cache().offer_raw(bytes.clone(), stat);
+                if stat.version != *expected {
+                    changed.get_or_insert(p);
+                }
             }
-            None => true,
-        };
-        if changed {
-            lock(&cell).conflict = Some(p.clone());
-            return Err(Error::Conflict { path: p.clone() });
+            None => {
+                changed.get_or_insert(p);
+            }
         }
+    }
+    let prefetched = extra
+        .iter()
+        .zip(prefetched)
+        .filter_map(|(p, now)| now.map(|(bytes, stat)| (p.path().to_string(), (Arc::new(bytes), stat))));
+    if let Some(p) = changed {
+        // Everything this multiRead returned is one fresh, consistent snapshot: the rerun
+        // starts from it.
+        let mut fresh: HashMap<String, (Arc<Vec<u8>>, Stat)> = prefetched.collect();
+        fresh.extend(
+            earlier
+                .iter()
+                .zip(results)
+                .filter_map(|((path, _, _), now)| Some((path.clone(), now?))),
+        );
+        if let Some(now) = mine {
+            fresh.insert(path, now);
+        }
+        let mut a = lock(&cell);
+        a.conflict = Some(p.clone());
+        a.restart_from = Some(fresh);
+        return Err(Error::Conflict { path: p.clone() });
     }
     {
         let mut a = lock(&cell);
-        a.snapshot = extra
-            .iter()
-            .zip(prefetched)
-            .filter_map(|(p, now)| now.map(|(bytes, stat)| (p.path().to_string(), (bytes, stat))))
-            .collect();
+        a.unverified = false;
+        a.snapshot = prefetched.collect();
     }
     let Some((bytes, stat)) = mine else {
         return Err(Error::ZooKeeper {
@@ -255,6 +300,48 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         });
     };
     finish_read(&cell, r, path, bytes, stat).await
+}
+
+/// Checks an attempt whose only read came from a replica told of a change (see
+/// `Attempt::unverified`) before it commits: one `multiRead` of its read set. Changed → the
+/// attempt conflicts, with the fresh values to rerun from; unreadable → it conflicts and reruns.
+async fn verify(attempt: &mut Attempt) {
+    let Some(session) = attempt.session.clone() else {
+        return;
+    };
+    let read: Vec<(String, i32, Arc<dyn ErasedRef>)> = attempt
+        .entries
+        .iter()
+        .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
+        .collect();
+    let paths: Vec<&str> = read.iter().map(|(p, _, _)| p.as_str()).collect();
+    let results = match session.multi_read(&paths).await {
+        Ok(results) if results.len() == paths.len() => results,
+        _ => {
+            attempt.conflict = paths.first().map(|p| (*p).to_owned());
+            return;
+        }
+    };
+    let mut fresh = HashMap::new();
+    for ((path, expected, r), now) in read.iter().zip(results) {
+        match now {
+            Some((bytes, stat)) => {
+                let bytes = Arc::new(bytes);
+                r.cache().offer_raw(bytes.clone(), &stat);
+                if stat.version != *expected && attempt.conflict.is_none() {
+                    attempt.conflict = Some(path.clone());
+                }
+                fresh.insert(path.clone(), (bytes, stat));
+            }
+            None => {
+                attempt.conflict.get_or_insert_with(|| path.clone());
+            }
+        }
+    }
+    attempt.unverified = false;
+    if attempt.conflict.is_some() {
+        attempt.restart_from = Some(fresh);
+    }
 }
 
 /// A transient failure (lost connection, no response, a lost session) while reading is no
@@ -271,12 +358,12 @@ async fn finish_read(
     cell: &Mutex<Attempt>,
     r: Arc<dyn ErasedRef>,
     path: String,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     stat: Stat,
 ) -> Result<AnyValue> {
     // A large value's chunk set is fetched before the body sees it. If it is gone, the pointer
     // has moved on since the snapshot: the attempt restarts.
-    let cached = match r.resolve(Arc::new(bytes), stat).await {
+    let cached = match r.resolve(bytes, stat).await {
         Ok(Some(cached)) => cached,
         Ok(None) => {
             lock(cell).conflict = Some(path.clone());
@@ -447,9 +534,17 @@ where
         let cell = Arc::new(Mutex::new(next.take().unwrap_or_else(Attempt::new)));
         let outcome = CURRENT.scope(cell.clone(), body()).await;
         let mut attempt = std::mem::replace(&mut *lock(&cell), Attempt::new());
+        if attempt.conflict.is_none() && attempt.unverified {
+            verify(&mut attempt).await;
+        }
         if attempt.conflict.is_some() {
-            next = Some(Attempt::after(&attempt));
-            backoff.wait(started.elapsed()).await;
+            // A conflict a read found (with a fresh snapshot in hand) needs no wait: nobody
+            // collided with a write of ours, the attempt just saw old values.
+            let fresh = attempt.restart_from.is_some();
+            next = Some(Attempt::after(&mut attempt));
+            if !fresh {
+                backoff.wait(started.elapsed()).await;
+            }
             continue;
         }
         let value = outcome?;
@@ -461,7 +556,7 @@ where
                 return Ok(value);
             }
             Outcome::Conflict => {
-                next = Some(Attempt::after(&attempt));
+                next = Some(Attempt::after(&mut attempt));
                 backoff.wait(started.elapsed()).await
             }
         }
