@@ -21,6 +21,9 @@ tokio::task_local! {
 /// A commutative change, type-erased.
 pub(crate) type CommuteFn = Box<dyn Fn(&AnyValue) -> Result<AnyValue> + Send + Sync>;
 
+/// Values read together in one `multiRead`, by path: one consistent state.
+type Snapshot = HashMap<String, (Arc<Vec<u8>>, Stat)>;
+
 /// A read the commit will check: the version (and envelope) the attempt saw.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadAt {
@@ -75,7 +78,7 @@ pub(crate) struct Attempt {
     /// each is checked against every read recorded before it (opacity holds for them too).
     reading: Arc<tokio::sync::Mutex<()>>,
     /// Values of that `multiRead` not yet read by the body; valid until the next server read.
-    snapshot: HashMap<String, (Arc<Vec<u8>>, Stat)>,
+    snapshot: Snapshot,
     /// The first read came from a replica that had been told of a change it had not read yet.
     /// The value is one that existed, so the body may see it; the next server read (or, if the
     /// body reads nothing more, a read just before the commit) checks it is still current.
@@ -83,7 +86,7 @@ pub(crate) struct Attempt {
     /// Set with a conflict found by a read: that `multiRead`'s values of everything the attempt
     /// read and was reading — one consistent snapshot, already fresh, so the rerun starts from
     /// it at once, without a wait or a request.
-    restart_from: Option<HashMap<String, (Arc<Vec<u8>>, Stat)>>,
+    restart_from: Option<Snapshot>,
 }
 
 impl Attempt {
@@ -272,7 +275,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
     if let Some(p) = changed {
         // Everything this multiRead returned is one fresh, consistent snapshot: the rerun
         // starts from it.
-        let mut fresh: HashMap<String, (Arc<Vec<u8>>, Stat)> = prefetched.collect();
+        let mut fresh: Snapshot = prefetched.collect();
         fresh.extend(
             earlier
                 .iter()
