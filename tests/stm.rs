@@ -686,3 +686,47 @@ async fn reads_issued_together_in_one_body_are_still_one_snapshot() {
     }
     timeout(Duration::from_secs(120), writer).await.unwrap().unwrap();
 }
+
+/// The sessions watching `path` (a full server path), from the server's `wchp` listing.
+fn watchers(path: &str) -> usize {
+    let listing = mazurka::testkit::four_letter_word(common::server().addr(), "wchp").unwrap();
+    let mut lines = listing.lines().skip_while(|l| l.trim() != path).skip(1);
+    let mut n = 0;
+    while lines.next().is_some_and(|l| l.trim_start().starts_with("0x")) {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_replica_read_only_by_transactions_stops_rereading_until_dereffed() {
+    let sessions = common::sessions("dormant", 2).await;
+    let full = format!("{}/d/x", sessions[0].chroot().unwrap());
+    let mine: Ref<i64> = Ref::new(&sessions[0], "/d/x", 0).await.unwrap();
+    let theirs: Ref<i64> = Ref::open(&sessions[1], "/d/x").await.unwrap();
+    assert_eq!(watchers(&full), 2, "both replicas watch the value once loaded");
+
+    // A change fires both watches; replicas only transactions read do not re-read (re-arm).
+    dosync(|| async { theirs.alter(|v| v + 1).await }).await.unwrap();
+    common::eventually(10, "both watches fired and stayed unarmed", || async {
+        watchers(&full) == 0
+    })
+    .await;
+
+    // A transaction still works from the current value: whatever its replica holds is checked
+    // against the server before or at the commit.
+    assert_eq!(dosync(|| async { mine.alter(|v| v + 1).await }).await.unwrap(), 2);
+
+    // `deref` follows the value from now on: the replica is read (its watch re-armed) and
+    // catches up with every later change by anyone.
+    let _ = mine.deref().unwrap();
+    common::eventually(10, "the dereffed replica watches again", || async {
+        watchers(&full) == 1
+    })
+    .await;
+    dosync(|| async { theirs.alter(|v| v + 1).await }).await.unwrap();
+    common::eventually(10, "the followed replica catches up", || async {
+        mine.deref().unwrap() == 3
+    })
+    .await;
+}

@@ -1,7 +1,9 @@
 //! The watch-fed local replica of a znode's value: what makes most reads cost no request.
 //!
 //! One entry per (session, path), shared by every handle on that path. A background task keeps
-//! it current: `getData` with a one-shot watch, re-armed after every event. One-shot data
+//! it current: `getData` with a one-shot watch, re-armed after every event — once something
+//! outside transactions reads the entry (`deref`, a watch, an atom); until then a change only
+//! marks it suspect (see `CacheEntry::followed`). One-shot data
 //! watches survive reconnects of the same ZooKeeper session (the client re-registers them and
 //! the server fires those whose node changed meanwhile); after a session loss the task re-reads
 //! on the new session. Values learnt elsewhere (a fresh read, our own commit) are offered to the
@@ -106,6 +108,14 @@ pub(crate) struct CacheEntry {
     /// Set when the replica is known to be behind (a change event not yet read, or a commit
     /// that found a newer version): transaction reads go to the server instead of trusting it.
     suspect: AtomicBool,
+    /// Something outside transactions reads the replica (`deref`, a watch, an atom's swap): keep
+    /// it current. Until then a change only marks it suspect and the refresh waits for `wake`:
+    /// transactions check every value they take from the replica against the server anyway (see
+    /// `txn::read`), so re-reading after every change would cost a request per change and per
+    /// process that nobody uses — under contention, about one read per transaction.
+    followed: AtomicBool,
+    /// Wakes a refresh that waits, unfollowed, after a change.
+    wake: Arc<tokio::sync::Notify>,
     /// Follows chunk pointers (set by the first handle that opens the entry).
     blobs: OnceLock<Arc<Blobs>>,
     /// A pointer this process wrote without learning its stat (a pod's check-in), with its
@@ -128,6 +138,8 @@ impl CacheEntry {
         let entry = Arc::new(CacheEntry {
             known: watch::channel(Known::Unknown).0,
             suspect: AtomicBool::new(false),
+            followed: AtomicBool::new(false),
+            wake: Arc::default(),
             blobs: OnceLock::from(blobs.clone()),
             hint: std::sync::Mutex::new(None),
             _alive: alive,
@@ -220,6 +232,14 @@ impl CacheEntry {
             newer
         });
         self.suspect.store(false, Ordering::Release);
+    }
+
+    /// Keeps the replica current from now on (see `followed`); the first call wakes a refresh
+    /// that waits after a change.
+    pub(crate) fn follow(&self) {
+        if !self.followed.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
     }
 
     pub(crate) fn mark_suspect(&self) {
@@ -344,9 +364,20 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
             // Changed: transactions stop trusting the replica until it is read again. Under a
             // burst of changes the re-read waits a little (up to 20 ms) so that one read covers
             // several writes instead of every watcher re-reading after every write.
-            if let Some(strong) = entry.upgrade() {
-                strong.mark_suspect();
+            let Some(strong) = entry.upgrade() else { return };
+            strong.mark_suspect();
+            if !strong.followed.load(Ordering::Acquire) {
+                // Read only when somebody reads the replica outside a transaction.
+                // Not holding the entry while waiting: dropping it ends the task.
+                let wake = strong.wake.clone();
+                drop(strong);
+                tokio::select! {
+                    () = wake.notified() => {}
+                    _ = alive.changed() => return,
+                }
+                continue;
             }
+            drop(strong);
             let now = tokio::time::Instant::now();
             calm = match last_event.replace(now) {
                 Some(previous) if now - previous < BURST => {

@@ -370,6 +370,7 @@ impl<T: Value, C: Codec> Stored<T, C> {
 
     /// The replica's value with its version and envelope.
     pub(crate) fn cached(&self) -> Result<(T, Cached)> {
+        self.cache.follow();
         match self.cache.current() {
             Known::Value(cached) => Ok((self.decode_cached(&cached)?, cached)),
             Known::Missing | Known::Unknown => Err(self.missing()),
@@ -435,6 +436,7 @@ impl<T: Value, C: Codec> Stored<T, C> {
     }
 
     pub(crate) fn add_watch(self: &Arc<Self>, key: String, f: impl Fn(&T, &T) + Send + 'static) {
+        self.cache.follow();
         let mut rx = self.cache.subscribe();
         let weak = Arc::downgrade(self);
         let task = self.session.runtime().spawn(async move {
@@ -490,6 +492,11 @@ macro_rules! stored_api {
         #[doc = concat!("The latest value of the ", $kind, " this process has seen, from the watch-fed")]
         /// local replica: no request; stale by at most the watch delay (plus up to 20 ms while
         /// the value changes in bursts, when one re-read covers several changes).
+        ///
+        /// A replica that only transactions have read does not re-read after a change (their
+        /// reads are checked against the server anyway): the first `deref` (or `add_watch`)
+        /// returns the last value this process saw and makes the replica follow the value from
+        /// then on. Use `deref_sync` for a value read now.
         ///
         /// # Errors
         /// [`Error::Codec`](crate::Error::Codec) if the stored value does not decode;
