@@ -91,6 +91,34 @@ enum Progress {
     Done,
 }
 
+/// How many blocking nodes a waiter watches at most (see `Enqueued::wait_turn`).
+const WATCH_AHEAD: usize = 4;
+
+/// Every entry of `ahead` that blocks `me` — what must go before it is `me`'s turn — if there
+/// are at most `limit`. Taking blockers out one by one until none is left works for any
+/// monotone `Blocker`.
+fn blocking_set(blocker: Blocker, me: &Entry, ahead: &[Entry], limit: usize) -> Option<Vec<Entry>> {
+    let mut rest = ahead.to_vec();
+    let mut set = Vec::new();
+    while let Some(i) = blocker(me, &rest) {
+        if set.len() == limit {
+            return None;
+        }
+        set.push(rest.remove(i));
+    }
+    Some(set)
+}
+
+/// How a watch on the nodes ahead ended.
+#[derive(Debug)]
+enum Waited {
+    /// Every watched node was deleted.
+    AllGone,
+    /// Something else changed: list the queue again.
+    Look,
+    TimedOut,
+}
+
 /// Outcome of waiting for a turn.
 #[derive(Debug)]
 pub(crate) enum Turn {
@@ -265,42 +293,70 @@ impl Enqueued {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Turn::TimedOut);
             }
-            let predecessor = format!("{}/{}", self.dir, entries[blocking].name);
-            let watch = match self.session.exists_and_watch(&predecessor).await {
-                Ok((Some(_), watch)) => watch,
-                Ok((None, _)) => continue,
-                Err(err) if err.is_retryable() => continue,
+            // Nodes ahead of us can only go, never come (sequence numbers grow): once every
+            // node that blocks us now is gone, the turn is ours. Watching them all (when they
+            // are few) takes the turn on the last one's deletion event, without listing again
+            // — a round trip less on every hand-over. Beyond a few, only the node directly
+            // ahead is watched (no herd of events) and the queue is listed again after it goes.
+            let all = match self.relist {
+                false => blocking_set(blocker, &entries[me], &entries[..me], WATCH_AHEAD),
+                true => None,
+            };
+            let complete = all.is_some();
+            let watched = all.unwrap_or_else(|| vec![entries[blocking].clone()]);
+            match self.watch_until_gone(&watched, node.generation, deadline).await? {
+                Waited::AllGone if complete => return Ok(Turn::Acquired),
+                Waited::AllGone | Waited::Look => {}
+                Waited::TimedOut => return Ok(Turn::TimedOut),
+            }
+        }
+    }
+
+    /// Watches `nodes` until every one is deleted (`AllGone`), something else happens that
+    /// needs a fresh listing (`Look`), the session is lost, or the deadline passes.
+    async fn watch_until_gone(
+        &self,
+        nodes: &[Entry],
+        generation: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Waited> {
+        // The watches are set together: one round trip for all.
+        let paths: Vec<String> = nodes.iter().map(|e| format!("{}/{}", self.dir, e.name)).collect();
+        let set =
+            futures_util::future::join_all(paths.iter().map(|p| self.session.exists_and_watch(p))).await;
+        let mut pending = futures_util::stream::FuturesUnordered::new();
+        for watch in set {
+            match watch {
+                Ok((Some(_), watch)) => pending.push(watch.changed()),
+                Ok((None, _)) => {}
+                Err(err) if err.is_retryable() => return Ok(Waited::Look),
                 Err(err) => return Err(err),
-            };
-            let mut states = self.session.states();
-            let generation = node.generation;
-            let lost = states.rx.wait_for(|s| {
-                s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
-            });
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            }
+        }
+        let mut states = self.session.states();
+        let lost = states.rx.wait_for(|s| {
+            s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
+        });
+        tokio::pin!(lost);
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            if pending.is_empty() {
+                return Ok(Waited::AllGone);
+            }
             tokio::select! {
-                event = watch.changed() => match event {
+                Some(event) = futures_util::StreamExt::next(&mut pending) => match event {
+                    NodeEvent::Deleted => {}
                     NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),
-                    // Nodes ahead of us can only go, never come (sequence numbers grow), and a
-                    // `Blocker` that finds nothing in a list finds nothing in any sub-list: if
-                    // the rest of what was ahead does not block us, the turn is ours without
-                    // listing again — one read less per hand-over.
-                    NodeEvent::Deleted if !self.relist => {
-                        let mut rest = entries[..me].to_vec();
-                        rest.remove(blocking);
-                        if blocker(&entries[me], &rest).is_none() {
-                            return Ok(Turn::Acquired);
-                        }
-                    }
-                    _ => {}
+                    _ => return Ok(Waited::Look),
                 },
-                _ = lost => return Err(Error::SessionLost),
-                () = sleep => return Ok(Turn::TimedOut),
+                _ = &mut lost => return Err(Error::SessionLost),
+                () = &mut sleep => return Ok(Waited::TimedOut),
             }
         }
     }
@@ -516,5 +572,34 @@ mod tests {
             q,
             vec![name('a', "lock", 2), name('c', "read", 2), name('b', "lock", 3)]
         );
+    }
+
+    #[test]
+    fn the_blocking_set_is_every_blocker_up_to_the_limit() {
+        let exclusive: Blocker = |_, ahead| ahead.len().checked_sub(1);
+        // As the read lock's: a reader waits for the last write node ahead of it.
+        let reader: Blocker = |_, ahead| ahead.iter().rposition(|e| e.kind == "write");
+        let entries = queue(&[
+            name('a', "read", 1),
+            name('b', "write", 2),
+            name('c', "read", 3),
+            name('d', "write", 4),
+            name('e', "read", 5),
+        ]);
+        let Some((me, ahead)) = entries.split_last() else {
+            panic!("five entries were queued")
+        };
+        let seqs = |set: Option<Vec<Entry>>| set.map(|s| s.iter().map(|e| e.seq).collect::<Vec<_>>());
+        assert_eq!(
+            seqs(blocking_set(exclusive, me, ahead, 4)),
+            Some(vec![4, 3, 2, 1])
+        );
+        assert_eq!(
+            seqs(blocking_set(exclusive, me, ahead, 3)),
+            None,
+            "more than the limit"
+        );
+        assert_eq!(seqs(blocking_set(reader, me, ahead, 4)), Some(vec![4, 2]));
+        assert_eq!(seqs(blocking_set(reader, me, &ahead[..1], 4)), Some(vec![]));
     }
 }
