@@ -608,7 +608,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                                 ),
                                 (
                                     "retry".into(),
-                                    "immediate, newer value from the replica or one read".into(),
+                                    "newer value from a read pipelined behind the write; retry within a random window of one write per concurrent writer".into(),
                                 ),
                             ]
                         })
