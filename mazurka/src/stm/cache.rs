@@ -237,7 +237,8 @@ impl CacheEntry {
     /// Keeps the replica current from now on (see `followed`); the first call wakes a refresh
     /// that waits after a change.
     pub(crate) fn follow(&self) {
-        if !self.followed.swap(true, Ordering::AcqRel) {
+        // A load first: `deref` calls this every time, and a plain load costs no bus lock.
+        if !self.followed.load(Ordering::Acquire) && !self.followed.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
     }
