@@ -730,3 +730,68 @@ async fn a_replica_read_only_by_transactions_stops_rereading_until_dereffed() {
     })
     .await;
 }
+
+/// Read requests the server has handled so far (`mntr`; pings count too, and none happen while
+/// the sessions are busy well within their timeout).
+fn server_reads(server: &mazurka::testkit::ZkServer) -> u64 {
+    let mntr = mazurka::testkit::four_letter_word(server.addr(), "mntr").unwrap();
+    mntr.lines()
+        .find_map(|l| {
+            l.strip_prefix("zk_cnt_readlatency")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_read_that_finds_a_conflict_reruns_from_its_own_snapshot() {
+    // Its own server: the read count must be this test's alone.
+    let server = mazurka::testkit::ZkServer::builder()
+        .tick_time(Duration::from_secs(2))
+        .start()
+        .unwrap();
+    let connect = |timeout| {
+        Session::builder(server.connect_string())
+            .session_timeout(timeout)
+            .connect()
+    };
+    let mine = connect(Duration::from_secs(30)).await.unwrap();
+    let theirs = connect(Duration::from_secs(30)).await.unwrap();
+    let a: Ref<i64> = Ref::new(&mine, "/a", 0).await.unwrap();
+    let b: Ref<i64> = Ref::new(&mine, "/b", 0).await.unwrap();
+    let their_a: Ref<i64> = Ref::open(&theirs, "/a").await.unwrap();
+
+    let attempts = AtomicUsize::new(0);
+    let (a, b, attempts, their_a) = (&a, &b, &attempts, &their_a);
+    let before = server_reads(&server);
+    dosync(|| async move {
+        let x = a.get().await?;
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Between this attempt's two reads, another session moves `a` on (in a task of its
+            // own: a `dosync` on this task would join this transaction).
+            let r = their_a.clone();
+            tokio::spawn(async move {
+                let r = &r;
+                dosync(|| async move { r.alter(|v| v + 10).await }).await
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        let y = b.get().await?;
+        b.ref_set(x + y + 1).await
+    })
+    .await
+    .unwrap();
+    let reads = server_reads(&server) - before;
+
+    assert_eq!(attempts.load(Ordering::SeqCst), 2, "one conflict, one rerun");
+    assert_eq!(b.deref_sync().await.unwrap(), 11, "the rerun saw a = 10");
+    assert_eq!(
+        reads, 1,
+        "the conflicting multiRead was the only read: the rerun used its values"
+    );
+}
