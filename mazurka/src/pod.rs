@@ -208,8 +208,9 @@ impl<T: Value, C: Codec> Pod<T, C> {
         };
         let checked_in = match checked_in {
             Ok(()) => {
-                // The refresh task will see this very pointer: let it take the payload from here.
-                if let Some(payload) = packed.payload() {
+                // The refresh task will see this very pointer: let it take the payload from here
+                // (only a followed replica re-reads; an unfollowed one would keep it for nothing).
+                if let Some(payload) = packed.payload().filter(|_| self.inner.cache.is_followed()) {
                     self.inner.cache.hint(packed.bytes.clone(), payload);
                 }
                 self.inner.blobs.committed(&guards);

@@ -197,11 +197,17 @@ impl std::future::Future for Releasing {
     type Output = Result<()>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        match this {
             Releasing::Kept => std::task::Poll::Ready(Ok(())),
             // Polled again after completion: report it as done rather than panic.
             Releasing::Failed(err) => std::task::Poll::Ready(err.take().map_or(Ok(()), Err)),
-            Releasing::Deleting(deleting) => deleting.as_mut().poll(cx),
+            Releasing::Deleting(deleting) => {
+                let outcome = std::task::ready!(deleting.as_mut().poll(cx));
+                // Done: a further poll must not resume the finished future.
+                *this = Releasing::Kept;
+                std::task::Poll::Ready(outcome)
+            }
         }
     }
 }

@@ -338,7 +338,11 @@ impl DistributedLock {
                 return Ok(None);
             }
         }
-        contender.into_node().ok_or(Error::SessionLost).map(Some)
+        // A node of a session that is gone is no lock: never hand it out.
+        match contender.into_node() {
+            Some(node) if self.inner.session.is_valid(node.generation) => Ok(Some(node)),
+            _ => Err(Error::SessionLost),
+        }
     }
 
     /// A further hold for an owner that already holds the lock (no request).

@@ -305,6 +305,7 @@ impl Enqueued {
             let complete = all.is_some();
             let watched = all.unwrap_or_else(|| vec![entries[blocking].clone()]);
             match self.watch_until_gone(&watched, node.generation, deadline).await? {
+                // (`watch_until_gone` checked the session is still the node's.)
                 Waited::AllGone if complete => return Ok(Turn::Acquired),
                 Waited::AllGone | Waited::Look => {}
                 Waited::TimedOut => return Ok(Turn::TimedOut),
@@ -346,16 +347,23 @@ impl Enqueued {
         };
         tokio::pin!(sleep);
         loop {
+            // The watches may have been set on a replacement session (after ours expired, its
+            // node went with it): gone nodes ahead then prove nothing.
+            if self.lost(generation) {
+                return Err(Error::SessionLost);
+            }
             if pending.is_empty() {
                 return Ok(Waited::AllGone);
             }
             tokio::select! {
+                // Loss first: a deletion that arrives with it must not hand out the lock.
+                biased;
+                _ = &mut lost => return Err(Error::SessionLost),
                 Some(event) = futures_util::StreamExt::next(&mut pending) => match event {
                     NodeEvent::Deleted => {}
                     NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),
                     _ => return Ok(Waited::Look),
                 },
-                _ = &mut lost => return Err(Error::SessionLost),
                 () = &mut sleep => return Ok(Waited::TimedOut),
             }
         }

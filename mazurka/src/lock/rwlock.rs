@@ -436,7 +436,11 @@ impl DistributedRwLock {
                 return Ok(None);
             }
         }
-        let node = contender.into_node().ok_or(Error::SessionLost)?;
+        // A node of a session that is gone is no lock: never hand it out.
+        let node = contender
+            .into_node()
+            .filter(|node| self.inner.session.is_valid(node.generation))
+            .ok_or(Error::SessionLost)?;
         Ok(Some(self.install(owner, mode, node)))
     }
 

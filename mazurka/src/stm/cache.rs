@@ -243,6 +243,11 @@ impl CacheEntry {
         }
     }
 
+    /// Whether the replica re-reads after every change (see `followed`).
+    pub(crate) fn is_followed(&self) -> bool {
+        self.followed.load(Ordering::Acquire)
+    }
+
     pub(crate) fn mark_suspect(&self) {
         self.suspect.store(true, Ordering::Release);
     }

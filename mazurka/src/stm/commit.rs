@@ -155,6 +155,7 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                     path.clone(),
                     ReadAt {
                         version: stat.version,
+                        mzxid: stat.mzxid,
                         meta,
                         bytes: cached.bytes,
                     },

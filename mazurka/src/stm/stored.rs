@@ -196,7 +196,14 @@ impl<T: Value, C: Codec> Stored<T, C> {
             watches: Mutex::new(HashMap::new()),
             _codec: PhantomData,
         });
-        match stored.cache.loaded(session.request_bound()).await? {
+        let known = stored.cache.loaded(session.request_bound()).await?;
+        // A live entry that a change left unread (only transactions read it) may be old, or
+        // name a deleted znode: ask the server.
+        let known = match stored.cache.is_suspect() {
+            true => Known::Value(stored.fetch_fresh(true).await?),
+            false => known,
+        };
+        match known {
             Known::Value(cached) => {
                 stored.decode_cached(&cached)?;
             }
@@ -490,8 +497,9 @@ macro_rules! stored_api {
         }
 
         #[doc = concat!("The latest value of the ", $kind, " this process has seen, from the watch-fed")]
-        /// local replica: no request; stale by at most the watch delay (plus up to 20 ms while
-        /// the value changes in bursts, when one re-read covers several changes).
+        /// local replica: no request. Once followed (see below), stale by at most the watch
+        /// delay (plus up to 20 ms while the value changes in bursts, when one re-read covers
+        /// several changes).
         ///
         /// A replica that only transactions have read does not re-read after a change (their
         /// reads are checked against the server anyway): the first `deref` (or `add_watch`)

@@ -28,6 +28,9 @@ type Snapshot = HashMap<String, (Arc<Vec<u8>>, Stat)>;
 #[derive(Debug, Clone)]
 pub(crate) struct ReadAt {
     pub(crate) version: i32,
+    /// The zxid of the write that made this value: unique to it, also across a delete and a
+    /// re-create (where the version starts again), so what later reads compare.
+    pub(crate) mzxid: i64,
     pub(crate) meta: EnvelopeMeta,
     /// The znode's data (a chunk pointer, for a large value: a write over it retires its set).
     pub(crate) bytes: Arc<Vec<u8>>,
@@ -190,10 +193,10 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         } else {
             Vec::new()
         };
-        let earlier: Vec<(String, i32, Arc<dyn ErasedRef>)> = a
+        let earlier: Vec<(String, i64, Arc<dyn ErasedRef>)> = a
             .entries
             .iter()
-            .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
+            .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
             .collect();
         // Other values of a snapshot still unread: a replica read would not be consistent
         // with them.
@@ -209,20 +212,24 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         // value that existed is a consistent view on its own). Under contention replicas are
         // behind most of the time, and reading the znode here would cost a request that the
         // next read's `multiRead` (which checks this one) makes anyway.
+        // A replica value that does not decode (a chunk set it could not fetch, say) may be
+        // old: the server decides.
         let suspect = r.cache().is_suspect();
         if let Known::Value(cached) = r.cache().current() {
-            let (value, meta) = r.decode(&cached)?;
-            lock(&cell).unverified = suspect;
-            return Ok(record(
-                &cell,
-                r,
-                ReadAt {
-                    version: cached.version,
-                    meta,
-                    bytes: cached.bytes,
-                },
-                value,
-            ));
+            if let Ok((value, meta)) = r.decode(&cached) {
+                lock(&cell).unverified = suspect;
+                return Ok(record(
+                    &cell,
+                    r,
+                    ReadAt {
+                        version: cached.version,
+                        mzxid: cached.mzxid,
+                        meta,
+                        bytes: cached.bytes,
+                    },
+                    value,
+                ));
+            }
         }
     }
     let extra: Vec<Arc<dyn ErasedRef>> = prefetch
@@ -259,7 +266,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         match now {
             Some((bytes, stat)) => {
                 other.cache().offer_raw(bytes.clone(), stat);
-                if stat.version != *expected {
+                if stat.mzxid != *expected {
                     changed.get_or_insert(p);
                 }
             }
@@ -312,10 +319,10 @@ async fn verify(attempt: &mut Attempt) {
     let Some(session) = attempt.session.clone() else {
         return;
     };
-    let read: Vec<(String, i32, Arc<dyn ErasedRef>)> = attempt
+    let read: Vec<(String, i64, Arc<dyn ErasedRef>)> = attempt
         .entries
         .iter()
-        .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.version, e.r.clone())))
+        .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
         .collect();
     let paths: Vec<&str> = read.iter().map(|(p, _, _)| p.as_str()).collect();
     let results = match session.multi_read(&paths).await {
@@ -331,7 +338,7 @@ async fn verify(attempt: &mut Attempt) {
             Some((bytes, stat)) => {
                 let bytes = Arc::new(bytes);
                 r.cache().offer_raw(bytes.clone(), &stat);
-                if stat.version != *expected && attempt.conflict.is_none() {
+                if stat.mzxid != *expected && attempt.conflict.is_none() {
                     attempt.conflict = Some(path.clone());
                 }
                 fresh.insert(path.clone(), (bytes, stat));
@@ -381,6 +388,7 @@ async fn finish_read(
         r,
         ReadAt {
             version: stat.version,
+            mzxid: stat.mzxid,
             meta,
             bytes: cached.bytes,
         },
@@ -454,9 +462,14 @@ pub(crate) async fn commute(r: Arc<dyn ErasedRef>, f: CommuteFn) -> Result<AnyVa
         }
     }
     // The in-transaction value starts from the latest value this process knows.
-    let base = match r.cache().current() {
-        Known::Value(cached) => r.decode(&cached)?.0,
-        _ => match r.fetch_latest().await {
+    let replica = match r.cache().current() {
+        Known::Value(cached) => r.decode(&cached).ok().map(|(value, _)| value),
+        _ => None,
+    };
+    let base = match replica {
+        Some(value) => value,
+        // Not loaded, or not decodable (it may be old): the server decides.
+        None => match r.fetch_latest().await {
             Ok(latest) => r.decode(&latest)?.0,
             Err(err) => return Err(restart_on_transient(&cell, &path, err)),
         },
