@@ -795,3 +795,44 @@ async fn a_read_that_finds_a_conflict_reruns_from_its_own_snapshot() {
         "the conflicting multiRead was the only read: the rerun used its values"
     );
 }
+
+#[tokio::test]
+async fn a_ref_deleted_and_recreated_at_the_same_version_is_a_conflict() {
+    // ZooKeeper's data version starts again at 0 when a znode is re-created: a read is checked
+    // by the zxid of the write that made it, which no re-create can repeat.
+    let session = common::session("recreate").await;
+    let chroot = session.chroot().unwrap().to_string();
+    let a: Ref<i64> = Ref::new(&session, "/a", 1).await.unwrap();
+    let b: Ref<i64> = Ref::new(&session, "/b", 0).await.unwrap();
+    let _five: Ref<i64> = Ref::new(&session, "/five", 5).await.unwrap();
+    let raw = zookeeper_client::Client::connector()
+        .connect(&format!("{}{chroot}", common::server().connect_string()))
+        .await
+        .unwrap();
+    let (five, _) = raw.get_data("/five").await.unwrap();
+
+    let attempts = AtomicUsize::new(0);
+    let (a, b, attempts, raw, five) = (&a, &b, &attempts, &raw, &five);
+    dosync(|| async move {
+        let x = a.get().await?;
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Between this attempt's reads, `a` is deleted and re-created holding 5: version 0
+            // again, as when the attempt read 1.
+            raw.delete("/a", None).await.unwrap();
+            let options =
+                zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+            let (stat, _) = raw.create("/a", five, &options).await.unwrap();
+            assert_eq!(stat.version, 0);
+        }
+        let y = b.get().await?;
+        b.ref_set(x + y).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "the re-created ref is a conflict"
+    );
+    assert_eq!(b.deref_sync().await.unwrap(), 5, "the rerun read the new value");
+}
