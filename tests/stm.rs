@@ -797,6 +797,7 @@ async fn a_read_that_finds_a_conflict_reruns_from_its_own_snapshot() {
 }
 
 #[tokio::test]
+#[allow(clippy::disallowed_types)] // the bare client edits the znode behind the library's back
 async fn a_ref_deleted_and_recreated_at_the_same_version_is_a_conflict() {
     // ZooKeeper's data version starts again at 0 when a znode is re-created: a read is checked
     // by the zxid of the write that made it, which no re-create can repeat.
