@@ -133,6 +133,49 @@ async fn a_waiter_whose_session_expires_gets_session_lost_never_a_guard() {
 }
 
 #[tokio::test]
+async fn a_waiter_partitioned_past_expiry_while_the_queue_empties_gets_session_lost() {
+    // The waiter watches both nodes ahead of it. While it is partitioned its session expires
+    // and both go; when it hears from the server again it is on a new session, where the nodes
+    // it waited for are gone too — which must not read as "my turn": its own node went with the
+    // old session, and someone else may hold the lock by then.
+    let chroot = mazurka::testkit::unique_chroot("waiter-partition");
+    let proxy = FaultProxy::start(common::server().addr()).unwrap();
+    let holder = direct(&chroot).await;
+    let second = direct(&chroot).await;
+    let waiter = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let first_guard = holder.lock("/q/lock").unwrap().lock().await.unwrap();
+    let second_lock = second.lock("/q/lock").unwrap();
+    let second_turn = tokio::spawn(async move { second_lock.lock().await });
+    let observer = holder.lock("/q/lock").unwrap();
+    common::eventually(10, "second queued", || async {
+        observer.queue_len().await.unwrap() == 2
+    })
+    .await;
+    let lock = waiter.lock("/q/lock").unwrap();
+    let pending = tokio::spawn(async move { lock.lock().await.map(|_| ()) });
+    common::eventually(10, "waiter queued", || async {
+        observer.queue_len().await.unwrap() == 3
+    })
+    .await;
+
+    proxy.stall();
+    common::eventually(20, "the waiter's node went with its session", || async {
+        observer.queue_len().await.unwrap() == 2
+    })
+    .await;
+    first_guard.release().await.unwrap();
+    let second_guard = timeout(BOUND, second_turn).await.unwrap().unwrap().unwrap();
+    second_guard.release().await.unwrap();
+    // Someone else takes the lock meanwhile: the partitioned waiter must not hold it too.
+    let third_guard = observer.lock().await.unwrap();
+    proxy.heal();
+
+    let outcome = timeout(BOUND, pending).await.unwrap().unwrap();
+    assert!(matches!(outcome, Err(Error::SessionLost)), "{outcome:?}");
+    third_guard.release().await.unwrap();
+}
+
+#[tokio::test]
 async fn when_the_next_in_line_dies_the_one_after_still_waits_for_the_holder() {
     let sessions = common::sessions("next-dies", 3).await;
     let (a, b, c) = (&sessions[0], &sessions[1], &sessions[2]);
