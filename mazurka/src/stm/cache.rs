@@ -106,7 +106,8 @@ pub(crate) enum Known {
 pub(crate) struct CacheEntry {
     known: watch::Sender<Known>,
     /// Set when the replica is known to be behind (a change event not yet read, or a commit
-    /// that found a newer version): transaction reads go to the server instead of trusting it.
+    /// that found a newer version): a transaction may still start from its value, but has it
+    /// checked by the server before it commits (see `txn::read`).
     suspect: AtomicBool,
     /// Something outside transactions reads the replica (`deref`, a watch, an atom's swap): keep
     /// it current. Until then a change only marks it suspect and the refresh waits for `wake`:
