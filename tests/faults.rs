@@ -444,3 +444,113 @@ async fn try_lock_for_keeps_its_bound_while_the_server_is_unreachable() {
     .await;
     held.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_bank_total_survives_losing_the_ensemble_leader() {
+    const ACCOUNTS: usize = 10;
+    let ensemble = ZkEnsemble::start(3).unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(
+            Session::builder(ensemble.connect_string())
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let mut accounts = Vec::new();
+    for i in 0..ACCOUNTS {
+        accounts.push(
+            mazurka::Ref::<i64>::new(&sessions[0], format!("/bank/{i}"), 1000)
+                .await
+                .unwrap(),
+        );
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let committed = Arc::new(AtomicUsize::new(0));
+    let mut tellers = Vec::new();
+    for (t, session) in sessions.iter().enumerate() {
+        let mut mine = Vec::new();
+        for i in 0..ACCOUNTS {
+            mine.push(
+                mazurka::Ref::<i64>::open(session, format!("/bank/{i}"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let (stop, committed) = (stop.clone(), committed.clone());
+        tellers.push(tokio::spawn(async move {
+            let mut n = t;
+            while !stop.load(Ordering::SeqCst) {
+                n += 7;
+                let (from, to) = (&mine[n % ACCOUNTS], &mine[(n / ACCOUNTS + n + 1) % ACCOUNTS]);
+                if std::ptr::eq(from, to) {
+                    continue;
+                }
+                let amount = (n % 50) as i64 + 1;
+                let moved = mazurka::dosync(|| async move {
+                    from.alter(|v| v - amount).await?;
+                    to.alter(|v| v + amount).await
+                })
+                .await;
+                // A transfer cut by the failover may fail (or end undecided): either way it moved
+                // both amounts or neither, which the audits check.
+                if moved.is_ok() {
+                    committed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    let audited = Arc::new(AtomicUsize::new(0));
+    let auditor = {
+        let (stop, accounts, audited) = (stop.clone(), accounts.clone(), audited.clone());
+        tokio::spawn(async move {
+            let mut totals = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let accounts = &accounts;
+                let total = mazurka::dosync(|| async move {
+                    let mut sum = 0;
+                    for a in accounts {
+                        sum += a.get().await?;
+                    }
+                    Ok::<_, Error>(sum)
+                })
+                .await;
+                if let Ok(total) = total {
+                    totals.push(total);
+                    audited.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            totals
+        })
+    };
+
+    common::eventually(30, "transfers before the failover", || async {
+        committed.load(Ordering::SeqCst) >= 50
+    })
+    .await;
+    let leader = ensemble.leader_index().unwrap();
+    ensemble.node(leader).kill().unwrap();
+    let (at_kill, audits_at_kill) = (committed.load(Ordering::SeqCst), audited.load(Ordering::SeqCst));
+    common::eventually(60, "transfers and an audit after the failover", || async {
+        committed.load(Ordering::SeqCst) >= at_kill + 50 && audited.load(Ordering::SeqCst) > audits_at_kill
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for t in tellers {
+        t.await.unwrap();
+    }
+    let totals = auditor.await.unwrap();
+
+    assert!(
+        totals.iter().all(|&t| t == 1000 * ACCOUNTS as i64),
+        "every audit saw the same total: {totals:?}"
+    );
+    let mut total = 0;
+    for a in &accounts {
+        total += a.deref_sync().await.unwrap();
+    }
+    assert_eq!(total, 1000 * ACCOUNTS as i64, "no money created or destroyed");
+    ensemble.node(leader).restart().unwrap();
+}
