@@ -1,8 +1,8 @@
 //! Distributed locks: ZooKeeper's lock recipes, made reentrant, fenced and cancel safe.
 //!
 //! Every contender creates an ephemeral-sequential node under the lock's path (a container node)
-//! and waits, watching only the node directly ahead of it, until it is first in line (no herd
-//! effect). The holder's node carries who holds it ([`HolderInfo`]); its creation zxid is the
+//! and waits until it is first in line, watching the few nodes ahead of it (at most four; further
+//! back, only the node directly ahead: no herd effect). The holder's node carries who holds it ([`HolderInfo`]); its creation zxid is the
 //! fencing token. See [`DistributedLock`], and [`DistributedRwLock`] for the shared-lock recipe
 //! (`read` and `write` nodes in one queue: readers wait only for the last writer ahead of them).
 //!

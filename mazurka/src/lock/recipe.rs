@@ -3,7 +3,9 @@
 //!
 //! Each contender creates an ephemeral-sequential node `<dir>/<marker>-<kind>-<seq>` under the lock
 //! directory (a container node, reaped by the server once empty). It owns the lock when no node
-//! ahead of it blocks it; otherwise it watches only the node it waits for (no herd effect).
+//! ahead of it blocks it; otherwise it watches the nodes that block it when they are at most
+//! [`WATCH_AHEAD`] (taking its turn on the last one's deletion, without listing again), else only
+//! the one it waits for (no herd effect however long the queue).
 //!
 //! The marker (`_c_` + 32 random hex digits, new per attempt) is Curator's "protection": when a
 //! create's reply is lost with the connection, the contender finds its node again by the marker
