@@ -21,6 +21,21 @@ async fn proxied(proxy: &FaultProxy, chroot: &str, session_timeout: Duration) ->
         .unwrap()
 }
 
+/// `n` sessions on the whole ensemble (4 s timeout: they must outlive a node's loss).
+async fn ensemble_sessions(ensemble: &ZkEnsemble, n: usize) -> Vec<Session> {
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        sessions.push(
+            Session::builder(ensemble.connect_string())
+                .session_timeout(Duration::from_secs(4))
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    sessions
+}
+
 async fn direct(chroot: &str) -> Session {
     Session::connect(format!("{}{chroot}", common::server().connect_string()))
         .await
@@ -371,16 +386,7 @@ async fn contenders_survive_a_server_crash_and_restart_without_overlap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ensemble_losing_nodes_keeps_sessions_and_exclusion() {
     let ensemble = ZkEnsemble::start(3).unwrap();
-    let mut sessions = Vec::new();
-    for _ in 0..3 {
-        sessions.push(
-            Session::builder(ensemble.connect_string())
-                .session_timeout(Duration::from_secs(4))
-                .connect()
-                .await
-                .unwrap(),
-        );
-    }
+    let sessions = ensemble_sessions(&ensemble, 3).await;
     let ids: Vec<i64> = sessions.iter().map(Session::id).collect();
     let (inside, overlaps, done): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) = Default::default();
     let tasks = contenders(
@@ -449,16 +455,7 @@ async fn try_lock_for_keeps_its_bound_while_the_server_is_unreachable() {
 async fn the_bank_total_survives_losing_the_ensemble_leader() {
     const ACCOUNTS: usize = 10;
     let ensemble = ZkEnsemble::start(3).unwrap();
-    let mut sessions = Vec::new();
-    for _ in 0..4 {
-        sessions.push(
-            Session::builder(ensemble.connect_string())
-                .session_timeout(Duration::from_secs(4))
-                .connect()
-                .await
-                .unwrap(),
-        );
-    }
+    let sessions = ensemble_sessions(&ensemble, 4).await;
     let mut accounts = Vec::new();
     for i in 0..ACCOUNTS {
         accounts.push(

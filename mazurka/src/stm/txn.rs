@@ -193,11 +193,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
         } else {
             Vec::new()
         };
-        let earlier: Vec<(String, i64, Arc<dyn ErasedRef>)> = a
-            .entries
-            .iter()
-            .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
-            .collect();
+        let earlier = read_set(&a);
         // Other values of a snapshot still unread: a replica read would not be consistent
         // with them.
         let snapshot_left = !a.snapshot.is_empty();
@@ -256,25 +252,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             detail: "multiRead returned too few results".into(),
         });
     };
-    let results: Vec<Option<(Arc<Vec<u8>>, Stat)>> = results
-        .into_iter()
-        .map(|now| now.map(|(bytes, stat)| (Arc::new(bytes), stat)))
-        .collect();
-    let mine = mine.map(|(bytes, stat)| (Arc::new(bytes), stat));
-    let mut changed = None;
-    for ((p, expected, other), now) in earlier.iter().zip(&results) {
-        match now {
-            Some((bytes, stat)) => {
-                other.cache().offer_raw(bytes.clone(), stat);
-                if stat.mzxid != *expected {
-                    changed.get_or_insert(p);
-                }
-            }
-            None => {
-                changed.get_or_insert(p);
-            }
-        }
-    }
+    let (changed, mut fresh) = check_reads(&earlier, results);
     let prefetched = extra
         .iter()
         .zip(prefetched)
@@ -282,20 +260,14 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
     if let Some(p) = changed {
         // Everything this multiRead returned is one fresh, consistent snapshot: the rerun
         // starts from it.
-        let mut fresh: Snapshot = prefetched.collect();
-        fresh.extend(
-            earlier
-                .iter()
-                .zip(results)
-                .filter_map(|((path, _, _), now)| Some((path.clone(), now?))),
-        );
-        if let Some(now) = mine {
-            fresh.insert(path, now);
+        fresh.extend(prefetched);
+        if let Some((bytes, stat)) = mine {
+            fresh.insert(path, (Arc::new(bytes), stat));
         }
         let mut a = lock(&cell);
         a.conflict = Some(p.clone());
         a.restart_from = Some(fresh);
-        return Err(Error::Conflict { path: p.clone() });
+        return Err(Error::Conflict { path: p });
     }
     {
         let mut a = lock(&cell);
@@ -309,7 +281,7 @@ pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Resu
             code: ZkErrorCode::NoNode,
         });
     };
-    finish_read(&cell, r, path, bytes, stat).await
+    finish_read(&cell, r, path, Arc::new(bytes), stat).await
 }
 
 /// Checks an attempt whose only read came from a replica told of a change (see
@@ -319,11 +291,7 @@ async fn verify(attempt: &mut Attempt) {
     let Some(session) = attempt.session.clone() else {
         return;
     };
-    let read: Vec<(String, i64, Arc<dyn ErasedRef>)> = attempt
-        .entries
-        .iter()
-        .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
-        .collect();
+    let read = read_set(attempt);
     let paths: Vec<&str> = read.iter().map(|(p, _, _)| p.as_str()).collect();
     let results = match session.multi_read(&paths).await {
         Ok(results) if results.len() == paths.len() => results,
@@ -332,26 +300,45 @@ async fn verify(attempt: &mut Attempt) {
             return;
         }
     };
-    let mut fresh = HashMap::new();
-    for ((path, expected, r), now) in read.iter().zip(results) {
-        match now {
-            Some((bytes, stat)) => {
-                let bytes = Arc::new(bytes);
-                r.cache().offer_raw(bytes.clone(), &stat);
-                if stat.mzxid != *expected && attempt.conflict.is_none() {
-                    attempt.conflict = Some(path.clone());
-                }
-                fresh.insert(path.clone(), (bytes, stat));
-            }
-            None => {
-                attempt.conflict.get_or_insert_with(|| path.clone());
-            }
-        }
-    }
+    let (changed, fresh) = check_reads(&read, results);
     attempt.unverified = false;
-    if attempt.conflict.is_some() {
+    if changed.is_some() {
+        attempt.conflict = changed;
         attempt.restart_from = Some(fresh);
     }
+}
+
+/// What an attempt has read: path, the `mzxid` of the value it saw, the ref.
+fn read_set(attempt: &Attempt) -> Vec<(String, i64, Arc<dyn ErasedRef>)> {
+    attempt
+        .entries
+        .iter()
+        .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
+        .collect()
+}
+
+/// Compares a `multiRead` of `read` with what the attempt saw (by `mzxid`: a re-created znode
+/// restarts its version, never its zxids), offering every value to its replica. Returns the
+/// first read that moved, if any, and the values by path.
+fn check_reads(
+    read: &[(String, i64, Arc<dyn ErasedRef>)],
+    results: Vec<Option<(Vec<u8>, Stat)>>,
+) -> (Option<String>, Snapshot) {
+    let mut changed = None;
+    let mut fresh = Snapshot::new();
+    for ((path, expected, r), now) in read.iter().zip(results) {
+        let Some((bytes, stat)) = now else {
+            changed.get_or_insert_with(|| path.clone());
+            continue;
+        };
+        let bytes = Arc::new(bytes);
+        r.cache().offer_raw(bytes.clone(), &stat);
+        if stat.mzxid != *expected {
+            changed.get_or_insert_with(|| path.clone());
+        }
+        fresh.insert(path.clone(), (bytes, stat));
+    }
+    (changed, fresh)
 }
 
 /// A transient failure (lost connection, no response, a lost session) while reading is no
