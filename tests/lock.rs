@@ -103,15 +103,18 @@ async fn tasks_of_one_process_contend_like_processes() {
 #[tokio::test]
 async fn reentrant_hold_counts_follow_a_reference_model() {
     use rand::{Rng, SeedableRng};
-    let session = common::session("reentrant").await;
+    let mut sessions = common::sessions("reentrant", 2).await;
+    let (session, observer) = (sessions.remove(0), sessions.remove(0));
     let lock = session.lock("/reentrant/lock").unwrap();
-    let observer = common::session("reentrant-observer").await;
+    let theirs = observer.lock("/reentrant/lock").unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut guards = Vec::new();
+    // Guards whose hold unlock() gave up: inert, released at random later on.
+    let mut inert = Vec::new();
     let mut model = 0usize;
     let mut token = None;
-    for step in 0..200 {
-        match rng.gen_range(0..4) {
+    for step in 0..400 {
+        match rng.gen_range(0..6) {
             0 | 1 => {
                 let g = lock.lock().await.unwrap();
                 if let Some(t) = token {
@@ -130,34 +133,142 @@ async fn reentrant_hold_counts_follow_a_reference_model() {
                 lock.unlock().await.unwrap();
                 model -= 1;
                 // unlock() releases the innermost hold (the last guard, as `guards` keeps
-                // acquisition order): that guard is inert now, and dropping it changes nothing.
-                drop(guards.pop());
+                // acquisition order): that guard is inert now, and releasing it changes nothing.
+                inert.extend(guards.pop());
             }
-            _ => {
+            4 if !inert.is_empty() => {
+                let i = rng.gen_range(0..inert.len());
+                let g: mazurka::LockGuard = inert.swap_remove(i);
+                if rng.gen_bool(0.5) {
+                    drop(g);
+                } else {
+                    g.release().await.unwrap();
+                }
+            }
+            5 if !guards.is_empty() => {
+                // Released by another task (on whichever thread runs it): the same hold goes.
+                let i = rng.gen_range(0..guards.len());
+                let g = guards.remove(i);
+                tokio::spawn(async move { g.release().await })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                model -= 1;
+            }
+            _ if model == 0 => {
                 assert!(
                     matches!(lock.unlock().await, Err(Error::NotHeld { .. })),
                     "step {step}"
                 );
             }
+            _ => {}
         }
         if model == 0 {
             token = None;
         }
         assert_eq!(lock.hold_count(), model, "step {step}");
         assert_eq!(lock.is_held_by_current_task(), model > 0);
+        assert_eq!(
+            theirs.is_locked().await.unwrap(),
+            model > 0,
+            "step {step}: the node exists while held"
+        );
     }
     while let Some(g) = guards.pop() {
         g.release().await.unwrap();
     }
+    drop(inert);
     assert_eq!(lock.hold_count(), 0);
-    let theirs = observer
-        .lock(format!("{}/reentrant/lock", session.chroot().unwrap()))
-        .unwrap();
     assert_eq!(
         theirs.queue_len().await.unwrap(),
         0,
         "all holds released: no node left"
     );
+}
+
+/// Nested holds taken by the owner while other tasks, on other threads, give back earlier ones at
+/// the same moment: every hold is counted once, and the lock stays held until the last goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn nested_holds_given_back_on_other_threads_are_counted_exactly() {
+    use rand::{Rng, SeedableRng};
+    let mut sessions = common::sessions("nested-threads", 2).await;
+    let (session, observer) = (sessions.remove(0), sessions.remove(0));
+    let lock = session.lock("/nested-threads/lock").unwrap();
+    let theirs = observer.lock("/nested-threads/lock").unwrap();
+    let outer = lock.lock().await.unwrap();
+    let token = outer.fencing_token();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let released = Arc::new(AtomicUsize::new(0));
+    for round in 0..50 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<mazurka::LockGuard>();
+        let releaser = {
+            let released = released.clone();
+            tokio::spawn(async move {
+                while let Some(g) = rx.recv().await {
+                    g.release().await.unwrap();
+                    released.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let mut kept = Vec::new();
+        let mut sent = 0;
+        for _ in 0..200 {
+            let g = lock.lock().await.unwrap();
+            assert_eq!(
+                g.fencing_token(),
+                token,
+                "round {round}: a nested hold, same node"
+            );
+            if rng.gen_bool(0.7) {
+                tx.send(g).unwrap();
+                sent += 1;
+            } else {
+                kept.push(g);
+            }
+            if rng.gen_bool(0.2) {
+                if let Some(g) = kept.pop() {
+                    g.release().await.unwrap();
+                }
+            }
+        }
+        drop(tx);
+        releaser.await.unwrap();
+        assert_eq!(lock.hold_count(), 1 + kept.len(), "round {round}");
+        drop(kept);
+        assert_eq!(lock.hold_count(), 1, "round {round}");
+        assert_eq!(
+            theirs.queue_len().await.unwrap(),
+            1,
+            "round {round}: still held, by us alone"
+        );
+        assert!(sent > 0);
+    }
+    assert!(released.load(Ordering::Relaxed) > 5000);
+    outer.release().await.unwrap();
+    assert_eq!(lock.hold_count(), 0);
+    assert_eq!(
+        theirs.queue_len().await.unwrap(),
+        0,
+        "the last hold removed the node"
+    );
+}
+
+/// A task that runs on the owner's thread is still another owner: it queues, it never shares the
+/// hold (the thread's memory of the acquisition is checked against the task).
+#[tokio::test]
+async fn another_task_on_the_owners_thread_does_not_share_the_hold() {
+    let session = common::session("same-thread").await;
+    let lock = session.lock("/same-thread/lock").unwrap();
+    let guard = lock.lock().await.unwrap();
+    let nested = lock.lock().await.unwrap();
+    let other = {
+        let lock = lock.clone();
+        tokio::spawn(async move { (lock.try_lock().await.unwrap().is_some(), lock.hold_count()) })
+    };
+    assert_eq!(other.await.unwrap(), (false, 0));
+    assert_eq!(lock.hold_count(), 2);
+    nested.release().await.unwrap();
+    guard.release().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

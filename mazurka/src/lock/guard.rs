@@ -33,17 +33,19 @@ pub enum HoldState {
 #[derive(Debug)]
 pub struct LockGuard {
     holding: Arc<Holding>,
+    /// This guard's hold id, or [`GIVEN_BACK`] once `release` has taken over. One word rather
+    /// than an id and a flag: a byte-sized flag next to it made every move of a guard stall.
     hold: u64,
-    done: bool,
 }
 
+/// The `hold` of a guard whose hold was given back by [`LockGuard::release`] (never an id: ids
+/// count up from 0).
+const GIVEN_BACK: u64 = u64::MAX;
+
 impl LockGuard {
+    #[inline]
     pub(crate) fn new(holding: Arc<Holding>, hold: u64) -> LockGuard {
-        LockGuard {
-            holding,
-            hold,
-            done: false,
-        }
+        LockGuard { holding, hold }
     }
 
     /// The lock this guard holds.
@@ -172,9 +174,10 @@ impl LockGuard {
     /// # Cancel safety
     /// The hold is given up, and the delete of the last hold's node sent, when this is *called*;
     /// the returned future only waits for the reply, and dropping it stops only that wait.
+    #[inline]
     pub fn release(mut self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-        self.done = true;
-        match self.holding.lock.release_hold(&self.holding, self.hold) {
+        let hold = std::mem::replace(&mut self.hold, GIVEN_BACK);
+        match self.holding.lock.release_hold(&self.holding, hold) {
             // A nested hold (or a lost lock): decided already, nothing to wait for.
             Release::Kept => Releasing::Kept,
             Release::Failed(err) => Releasing::Failed(Some(err)),
@@ -196,6 +199,7 @@ enum Releasing {
 impl std::future::Future for Releasing {
     type Output = Result<()>;
 
+    #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
         let this = self.get_mut();
         match this {
@@ -213,8 +217,9 @@ impl std::future::Future for Releasing {
 }
 
 impl Drop for LockGuard {
+    #[inline]
     fn drop(&mut self) {
-        if self.done {
+        if self.hold == GIVEN_BACK {
             return;
         }
         match self.holding.lock.release_hold(&self.holding, self.hold) {

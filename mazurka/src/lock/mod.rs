@@ -18,6 +18,7 @@ mod mutex;
 mod owner;
 mod read_guard;
 mod recipe;
+mod reentry;
 mod rwlock;
 mod write_guard;
 

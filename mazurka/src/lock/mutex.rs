@@ -9,6 +9,7 @@ use super::guard::LockGuard;
 use super::holder::HolderInfo;
 use super::owner::Owner;
 use super::recipe::{self, Enqueued, Entry, Node, Turn};
+use super::reentry::{recent, FastHolds};
 use crate::error::{Error, Result};
 use crate::path::ZnodePath;
 use crate::session::Session;
@@ -34,20 +35,34 @@ enum Locking<'a> {
 impl std::future::Future for Locking<'_> {
     type Output = Result<LockGuard>;
 
+    // Inlined into the caller: the reentrant path is a few instructions, and a call that returns
+    // the whole `Result` through memory cost more than the path itself.
+    #[inline]
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<LockGuard>> {
-        use std::task::Poll;
         let this = self.get_mut();
         if let Locking::Start(lock) = *this {
             // The owner is whoever polls: decided here, not when the future was made.
             let owner = Owner::current();
             if let Some(guard) = lock.reenter(owner) {
                 *this = Locking::Done;
-                return Poll::Ready(Ok(guard));
+                return std::task::Poll::Ready(Ok(guard));
             }
-            *this = Locking::Queued(Box::pin(lock.enqueue(owner, None)));
+        }
+        this.poll_queued(cx)
+    }
+}
+
+impl Locking<'_> {
+    /// Joins the queue, or waits in it: a first acquisition.
+    #[inline(never)]
+    fn poll_queued(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<LockGuard>> {
+        use std::task::Poll;
+        let this = self;
+        if let Locking::Start(lock) = *this {
+            *this = Locking::Queued(Box::pin(lock.enqueue(Owner::current(), None)));
         }
         let Locking::Queued(queued) = this else {
             // Polled after completion: a caller bug, reported rather than a panic.
@@ -78,14 +93,67 @@ pub(crate) struct Local {
     pub(crate) held: Mutex<Option<Held>>,
 }
 
-/// The hold of the current owner in this process.
+/// The current acquisition in this process.
 #[derive(Debug)]
 pub(crate) struct Held {
-    pub(crate) owner: Owner,
     pub(crate) holding: Arc<Holding>,
-    /// One id per outstanding hold, innermost last; the hold count is its length.
-    pub(crate) holds: Vec<u64>,
+    /// While the holding's fast path is off: one id per outstanding hold, innermost last (the
+    /// hold count is its length). While it is on, the holding's [`FastHolds`] counts instead and
+    /// this list is empty.
+    holds: Vec<u64>,
     next_id: u64,
+    /// A hold was given up without its guard (`unlock()`): that guard still carries its id, so
+    /// ids are never reused and the fast path stays off for this acquisition.
+    unlocked: bool,
+}
+
+impl Held {
+    /// Makes the list exact: takes over from the fast path if it was on.
+    fn freeze(&mut self) {
+        if let Some(count) = self.holding.fast.freeze() {
+            self.holds = (0..count).collect();
+            self.next_id = count;
+        }
+    }
+
+    /// Hands over to the fast path again if the holds are a plain stack `0..n` and no guard of a
+    /// given-up hold exists (ids from `n` on may be reused then: their guards are gone).
+    fn settle(&mut self) {
+        let stack = self.holds.iter().enumerate().all(|(i, &id)| i as u64 == id);
+        if !self.unlocked && stack && !self.holds.is_empty() && self.holding.fast.count().is_none() {
+            self.holding.fast.resume(self.holds.len() as u64);
+            self.holds.clear();
+            self.next_id = 0;
+        }
+    }
+
+    /// The hold count.
+    fn count(&self) -> usize {
+        match self.holding.fast.count() {
+            Some(count) => count as usize,
+            None => self.holds.len(),
+        }
+    }
+
+    /// Whether hold `id` is outstanding.
+    fn has(&self, id: u64) -> bool {
+        match self.holding.fast.count() {
+            Some(count) => id < count,
+            None => self.holds.contains(&id),
+        }
+    }
+
+    /// A further hold: its id.
+    fn enter(&mut self) -> u64 {
+        if let Some(id) = self.holding.fast.try_enter() {
+            return id;
+        }
+        self.freeze();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.holds.push(id);
+        id
+    }
 }
 
 /// One acquisition of the lock in ZooKeeper, shared by all its reentrant guards. Guards compare
@@ -99,8 +167,12 @@ pub(crate) struct Held {
 #[derive(Debug)]
 pub(crate) struct Holding {
     pub(crate) lock: DistributedLock,
+    /// Who holds it (a condition wait gives it back to the same owner).
+    owner: Owner,
     /// The ZooKeeper session generation that created every node of this holding.
     pub(crate) generation: u64,
+    /// The hold count while re-entry is lock-free (see [`super::reentry`]).
+    fast: FastHolds,
     slot: Mutex<Slot>,
     /// Woken on every change of `slot` (for [`LockGuard::lost`]).
     pub(crate) changed: tokio::sync::Notify,
@@ -125,9 +197,9 @@ enum Phase {
 
 #[derive(Debug)]
 struct Parked {
-    owner: Owner,
     holds: Vec<u64>,
     next_id: u64,
+    unlocked: bool,
 }
 
 /// What a holding is doing now, as guards see it.
@@ -139,10 +211,12 @@ pub(crate) enum HoldingPhase {
 }
 
 impl Holding {
-    fn new(lock: DistributedLock, node: Node) -> Holding {
+    fn new(lock: DistributedLock, owner: Owner, node: Node) -> Holding {
         Holding {
             lock,
+            owner,
             generation: node.generation,
+            fast: FastHolds::first_hold(),
             slot: Mutex::new(Slot {
                 node: Arc::new(node),
                 phase: Phase::Held,
@@ -181,6 +255,7 @@ impl Holding {
     }
 
     /// Whether the session that created the holding's nodes is gone. One atomic load.
+    #[inline]
     pub(crate) fn is_lost(&self) -> bool {
         !self.lock.inner.session.is_valid(self.generation)
     }
@@ -345,29 +420,47 @@ impl DistributedLock {
         }
     }
 
-    /// A further hold for an owner that already holds the lock (no request).
+    /// A further hold for an owner that already holds the lock (no request). Lock-free when
+    /// this thread remembers the acquisition and its holds are a plain stack; see
+    /// [`super::reentry`].
     #[inline]
     fn reenter(&self, owner: Owner) -> Option<LockGuard> {
+        if let Some(holding) = recent::lookup(&self.inner.local) {
+            if holding.owner == owner && !holding.is_lost() {
+                if let Some(id) = holding.fast.try_enter() {
+                    return Some(LockGuard::new(holding, id));
+                }
+            }
+        }
+        self.reenter_locked(owner)
+    }
+
+    #[inline(never)]
+    fn reenter_locked(&self, owner: Owner) -> Option<LockGuard> {
         let mut held = self.inner.local.held.lock().ok()?;
-        let h = held.as_mut().filter(|h| h.owner == owner)?;
+        let h = held.as_mut().filter(|h| h.holding.owner == owner)?;
         if h.holding.is_lost() {
             return None;
         }
-        let id = h.next_id;
-        h.next_id += 1;
-        h.holds.push(id);
+        let id = h.enter();
+        recent::remember(&self.inner.local, &h.holding);
         Some(LockGuard::new(h.holding.clone(), id))
     }
 
     fn install(&self, owner: Owner, node: Node) -> LockGuard {
-        let holding = Arc::new(Holding::new(self.clone(), node));
+        let holding = Arc::new(Holding::new(self.clone(), owner, node));
         let guard = LockGuard::new(holding.clone(), 0);
+        recent::remember(&self.inner.local, &holding);
         if let Ok(mut held) = self.inner.local.held.lock() {
+            // A lost acquisition still listed: its fast path must not outlive its listing.
+            if let Some(mut old) = held.take() {
+                old.freeze();
+            }
             *held = Some(Held {
-                owner,
                 holding,
-                holds: vec![0],
-                next_id: 1,
+                holds: Vec::new(),
+                next_id: 0,
+                unlocked: false,
             });
         }
         guard
@@ -385,10 +478,14 @@ impl DistributedLock {
     pub async fn unlock(&self) -> Result<()> {
         let owner = Owner::current();
         let innermost = {
-            let held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
-            held.as_ref()
-                .filter(|h| h.owner == owner)
-                .and_then(|h| Some((h.holding.clone(), *h.holds.last()?)))
+            let mut held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
+            held.as_mut().filter(|h| h.holding.owner == owner).and_then(|h| {
+                h.freeze();
+                let id = *h.holds.last()?;
+                // That hold's guard lives on, inert: its id must never be reused.
+                h.unlocked = true;
+                Some((h.holding.clone(), id))
+            })
         };
         match innermost {
             Some((holding, id)) => self.release_hold(&holding, id).finish().await,
@@ -405,12 +502,26 @@ impl DistributedLock {
     /// Removes hold `id` of `holding`; when it was the last, queues the node's delete on the
     /// connection at once (so it goes out even if the returned [`Release`] is never awaited).
     /// A lost holding reports [`Error::SessionLost`] and sends nothing.
+    #[inline]
     pub(crate) fn release_hold(&self, holding: &Arc<Holding>, id: u64) -> Release {
+        if holding.fast.try_leave(id) {
+            return if holding.is_lost() {
+                Release::Failed(Error::SessionLost)
+            } else {
+                Release::Kept
+            };
+        }
+        self.release_hold_locked(holding, id)
+    }
+
+    #[inline(never)]
+    fn release_hold_locked(&self, holding: &Arc<Holding>, id: u64) -> Release {
         let mut last = false;
         let mut listed = false;
         if let Ok(mut held) = self.inner.local.held.lock() {
             if let Some(h) = held.as_mut().filter(|h| Arc::ptr_eq(&h.holding, holding)) {
                 listed = true;
+                h.freeze();
                 // Usually the innermost hold goes first.
                 if h.holds.last() == Some(&id) {
                     h.holds.pop();
@@ -420,6 +531,8 @@ impl DistributedLock {
                 if h.holds.is_empty() {
                     *held = None;
                     last = true;
+                } else {
+                    h.settle();
                 }
             }
         }
@@ -445,9 +558,8 @@ impl DistributedLock {
     pub(crate) fn holds(&self, holding: &Arc<Holding>, id: u64) -> bool {
         let owner = Owner::current();
         self.inner.local.held.lock().ok().is_some_and(|held| {
-            held.as_ref().is_some_and(|h| {
-                h.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.holds.contains(&id)
-            })
+            held.as_ref()
+                .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.has(id))
         }) && !holding.is_lost()
     }
 
@@ -464,21 +576,22 @@ impl DistributedLock {
             let mut held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
             if !held
                 .as_ref()
-                .is_some_and(|h| h.owner == owner && Arc::ptr_eq(&h.holding, holding))
+                .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding))
             {
                 return Err(self.not_held());
             }
             if holding.is_lost() {
                 return Err(Error::SessionLost);
             }
-            let Some(h) = held.take() else {
+            let Some(mut h) = held.take() else {
                 return Err(self.not_held());
             };
+            h.freeze();
             let mut slot = holding.slot();
             slot.phase = Phase::Waiting(Parked {
-                owner: h.owner,
                 holds: h.holds,
                 next_id: h.next_id,
+                unlocked: h.unlocked,
             });
             slot.node.clone()
         };
@@ -537,12 +650,14 @@ impl DistributedLock {
                 Phase::Waiting(parked) if !parked.holds.is_empty() => {
                     slot.phase = Phase::Held;
                     slot.node = node.clone();
-                    *held = Some(Held {
-                        owner: parked.owner,
+                    let mut h = Held {
                         holding: holding.clone(),
                         holds: parked.holds,
                         next_id: parked.next_id,
-                    });
+                        unlocked: parked.unlocked,
+                    };
+                    h.settle();
+                    *held = Some(h);
                     true
                 }
                 Phase::Held => {
@@ -575,8 +690,8 @@ impl DistributedLock {
             .ok()
             .and_then(|held| {
                 held.as_ref()
-                    .filter(|h| h.owner == owner && !h.holding.is_lost())
-                    .map(|h| h.holds.len())
+                    .filter(|h| h.holding.owner == owner && !h.holding.is_lost())
+                    .map(Held::count)
             })
             .unwrap_or(0)
     }

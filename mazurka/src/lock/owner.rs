@@ -10,6 +10,7 @@ pub(crate) enum Owner {
 
 impl Owner {
     /// The caller: its tokio task if it runs in one, else its thread.
+    #[inline]
     pub(crate) fn current() -> Owner {
         match tokio::task::try_id() {
             Some(id) => Owner::Task(id),

@@ -476,6 +476,7 @@ impl Session {
 
     /// Whether ZooKeeper session `generation` is still the current one and not lost or closed —
     /// what a held lock's validity comes down to. One atomic load.
+    #[inline]
     pub(crate) fn is_valid(&self, generation: u64) -> bool {
         self.inner.epoch.load(Ordering::Acquire) == generation << 1
     }
