@@ -50,7 +50,9 @@ async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_sessi
     let waiter = direct(&chroot).await;
     let session_timeout = holder.session_timeout();
 
-    let guard = holder.lock("/p/lock").unwrap().lock().await.unwrap();
+    let mine = holder.lock("/p/lock").unwrap();
+    let guard = mine.lock().await.unwrap();
+    let nested = mine.lock().await.unwrap();
     let theirs = waiter.lock("/p/lock").unwrap();
     let next = tokio::spawn(async move { theirs.lock().await.map(|g| (Instant::now(), g)) });
     common::eventually(10, "waiter queued", || async {
@@ -73,6 +75,11 @@ async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_sessi
         .await
         .expect("lost() must complete after expiry");
     assert_eq!(guard.state(), HoldState::Lost);
+    assert_eq!(mine.hold_count(), 0, "a lost lock is held no more");
+    assert!(
+        matches!(nested.release().await, Err(Error::SessionLost)),
+        "a nested hold's release after loss reports it too"
+    );
     assert!(
         matches!(guard.release().await, Err(Error::SessionLost)),
         "release after loss reports it once"

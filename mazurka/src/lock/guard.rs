@@ -177,24 +177,41 @@ impl LockGuard {
     #[inline]
     pub fn release(mut self) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let hold = std::mem::replace(&mut self.hold, GIVEN_BACK);
-        match self.holding.lock.release_hold(&self.holding, hold) {
-            // A nested hold (or a lost lock): decided already, nothing to wait for.
-            Release::Kept => Releasing::Kept,
-            Release::Failed(err) => Releasing::Failed(Some(err)),
-            // Boxed: the retry loop is large, and the reentrant path should not carry it.
-            deleting => Releasing::Deleting(Box::pin(deleting.finish())),
+        // A nested hold given back while others remain: decided here, lock-free.
+        if self.holding.leave_nested(hold) {
+            if !self.holding.is_lost() {
+                return Releasing(None);
+            }
+            return Releasing(Some(ready(Err(Error::SessionLost))));
         }
+        Releasing(Some(release_rest(&self.holding, hold)))
     }
 }
 
-/// The future of [`LockGuard::release`]: ready at once for a nested hold, else the node delete's
-/// outcome. A plain enum rather than an `async` block, so the reentrant path stays a few
-/// instructions long.
-enum Releasing {
-    Kept,
-    Failed(Option<Error>),
-    Deleting(std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>),
+/// The rest of [`LockGuard::release`]: a lost lock, the last hold (the node's delete), or a hold
+/// the lock-free path could not give back. Out of line and boxed, so the caller's future stays
+/// two words.
+#[inline(never)]
+fn release_rest(holding: &Arc<Holding>, hold: u64) -> PendingRelease {
+    match holding.lock.release_hold(holding, hold) {
+        Release::Kept => ready(Ok(())),
+        Release::Failed(err) => ready(Err(err)),
+        deleting => Box::pin(deleting.finish()),
+    }
 }
+
+/// An outcome known already, as a pending release.
+#[inline(never)]
+fn ready(outcome: Result<()>) -> PendingRelease {
+    Box::pin(std::future::ready(outcome))
+}
+
+type PendingRelease = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
+/// The future of [`LockGuard::release`]: `None` when it is decided already (a nested hold given
+/// back), else what is left to wait for. Two words, returned in registers: a larger future (it
+/// held an `Error` inline) was copied through memory by every caller and stalled there.
+struct Releasing(Option<PendingRelease>);
 
 impl std::future::Future for Releasing {
     type Output = Result<()>;
@@ -202,17 +219,14 @@ impl std::future::Future for Releasing {
     #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
         let this = self.get_mut();
-        match this {
-            Releasing::Kept => std::task::Poll::Ready(Ok(())),
-            // Polled again after completion: report it as done rather than panic.
-            Releasing::Failed(err) => std::task::Poll::Ready(err.take().map_or(Ok(()), Err)),
-            Releasing::Deleting(deleting) => {
-                let outcome = std::task::ready!(deleting.as_mut().poll(cx));
-                // Done: a further poll must not resume the finished future.
-                *this = Releasing::Kept;
-                std::task::Poll::Ready(outcome)
-            }
-        }
+        let Some(pending) = this.0.as_mut() else {
+            // Decided at once; or polled again after completion, which reports done, not a panic.
+            return std::task::Poll::Ready(Ok(()));
+        };
+        let outcome = std::task::ready!(pending.as_mut().poll(cx));
+        // Done: a further poll must not resume the finished future.
+        this.0 = None;
+        std::task::Poll::Ready(outcome)
     }
 }
 

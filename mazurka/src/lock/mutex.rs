@@ -37,7 +37,7 @@ impl std::future::Future for Locking<'_> {
 
     // Inlined into the caller: the reentrant path is a few instructions, and a call that returns
     // the whole `Result` through memory cost more than the path itself.
-    #[inline]
+    #[inline(always)]
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -252,6 +252,13 @@ impl Holding {
     pub(crate) fn is_current(&self, node: &Arc<Node>) -> bool {
         let slot = self.slot();
         matches!(slot.phase, Phase::Held) && Arc::ptr_eq(&slot.node, node)
+    }
+
+    /// Gives back hold `id` lock-free if it is the innermost of several (see
+    /// [`FastHolds::try_leave`]); `false` leaves it to [`DistributedLock::release_hold`].
+    #[inline]
+    pub(crate) fn leave_nested(&self, id: u64) -> bool {
+        self.fast.try_leave(id)
     }
 
     /// Whether the session that created the holding's nodes is gone. One atomic load.
@@ -657,7 +664,10 @@ impl DistributedLock {
                         unlocked: parked.unlocked,
                     };
                     h.settle();
-                    *held = Some(h);
+                    // As in `install`: an acquisition still listed is lost; it goes to the list.
+                    if let Some(mut old) = held.replace(h) {
+                        old.freeze();
+                    }
                     true
                 }
                 Phase::Held => {
