@@ -231,22 +231,31 @@ impl std::future::Future for Releasing {
 }
 
 impl Drop for LockGuard {
+    // Small enough to inline into the drop glue of every guard: the rest is out of line.
     #[inline]
     fn drop(&mut self) {
-        if self.hold == GIVEN_BACK {
+        // Given back by `release`, or a nested hold given back lock-free (nothing to send, also
+        // when the lock was lost).
+        if self.hold == GIVEN_BACK || self.holding.leave_nested(self.hold) {
             return;
         }
-        match self.holding.lock.release_hold(&self.holding, self.hold) {
-            Release::Kept => {}
-            Release::Failed(err) => tracing::debug!(%err, "dropped a guard of a lost lock"),
-            deleting => {
-                // The delete is on the wire already; only its outcome is awaited here.
-                self.holding.lock.inner.session.runtime().spawn(async move {
-                    if let Err(err) = deleting.finish().await {
-                        tracing::debug!(%err, "background lock release reported an error");
-                    }
-                });
-            }
+        drop_rest(&self.holding, self.hold);
+    }
+}
+
+/// The rest of dropping a guard: the last hold's delete, awaited in the background.
+#[inline(never)]
+fn drop_rest(holding: &Arc<Holding>, hold: u64) {
+    match holding.lock.release_hold(holding, hold) {
+        Release::Kept => {}
+        Release::Failed(err) => tracing::debug!(%err, "dropped a guard of a lost lock"),
+        deleting => {
+            // The delete is on the wire already; only its outcome is awaited here.
+            holding.lock.inner.session.runtime().spawn(async move {
+                if let Err(err) = deleting.finish().await {
+                    tracing::debug!(%err, "background lock release reported an error");
+                }
+            });
         }
     }
 }
