@@ -525,8 +525,21 @@ impl DistributedLock {
     fn release_hold_locked(&self, holding: &Arc<Holding>, id: u64) -> Release {
         let mut last = false;
         let mut listed = false;
-        if let Ok(mut held) = self.inner.local.held.lock() {
-            if let Some(h) = held.as_mut().filter(|h| Arc::ptr_eq(&h.holding, holding)) {
+        let mut unlisted = None;
+        {
+            // Nothing panics while holding it; a poisoned list is still consistent.
+            let mut held = self
+                .inner
+                .local
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !held.as_ref().is_some_and(|h| Arc::ptr_eq(&h.holding, holding)) {
+                // Not the current acquisition: one parked by a condition wait, ended, or
+                // released. Decided under this mutex, which `restore` takes too: a hold given
+                // back while its acquisition waits is never restored with the others.
+                unlisted = Some(holding.release_unlisted(id));
+            } else if let Some(h) = held.as_mut() {
                 listed = true;
                 h.freeze();
                 // Usually the innermost hold goes first.
@@ -546,10 +559,10 @@ impl DistributedLock {
         if holding.is_lost() {
             return Release::Failed(Error::SessionLost);
         }
-        if !listed {
-            return holding.release_unlisted(id);
+        if let Some(outcome) = unlisted {
+            return outcome;
         }
-        if !last {
+        if !listed || !last {
             return Release::Kept;
         }
         let node = holding.node();
