@@ -90,7 +90,15 @@ impl Locking<'_> {
 /// The process-local side of one lock path, shared by every handle of a session on that path.
 #[derive(Debug, Default)]
 pub(crate) struct Local {
-    pub(crate) held: Mutex<Option<Held>>,
+    held: Mutex<Option<Held>>,
+}
+
+impl Local {
+    /// The current acquisition, locked. Nothing panics while holding it; a poisoned list is
+    /// still consistent.
+    fn held(&self) -> MutexGuard<'_, Option<Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The current acquisition in this process.
@@ -120,8 +128,11 @@ impl Held {
     /// given-up hold exists (ids from `n` on may be reused then: their guards are gone).
     fn settle(&mut self) {
         let stack = self.holds.iter().enumerate().all(|(i, &id)| i as u64 == id);
-        if !self.unlocked && stack && !self.holds.is_empty() && self.holding.fast.count().is_none() {
-            self.holding.fast.resume(self.holds.len() as u64);
+        if !self.unlocked
+            && stack
+            && self.holding.fast.count().is_none()
+            && self.holding.fast.resume(self.holds.len() as u64)
+        {
             self.holds.clear();
             self.next_id = 0;
         }
@@ -444,7 +455,7 @@ impl DistributedLock {
 
     #[inline(never)]
     fn reenter_locked(&self, owner: Owner) -> Option<LockGuard> {
-        let mut held = self.inner.local.held.lock().ok()?;
+        let mut held = self.inner.local.held();
         let h = held.as_mut().filter(|h| h.holding.owner == owner)?;
         if h.holding.is_lost() {
             return None;
@@ -458,18 +469,17 @@ impl DistributedLock {
         let holding = Arc::new(Holding::new(self.clone(), owner, node));
         let guard = LockGuard::new(holding.clone(), 0);
         recent::remember(&self.inner.local, &holding);
-        if let Ok(mut held) = self.inner.local.held.lock() {
-            // A lost acquisition still listed: its fast path must not outlive its listing.
-            if let Some(mut old) = held.take() {
-                old.freeze();
-            }
-            *held = Some(Held {
-                holding,
-                holds: Vec::new(),
-                next_id: 0,
-                unlocked: false,
-            });
+        let mut held = self.inner.local.held();
+        // A lost acquisition still listed: its fast path must not outlive its listing.
+        if let Some(mut old) = held.take() {
+            old.freeze();
         }
+        *held = Some(Held {
+            holding,
+            holds: Vec::new(),
+            next_id: 0,
+            unlocked: false,
+        });
         guard
     }
 
@@ -485,7 +495,7 @@ impl DistributedLock {
     pub async fn unlock(&self) -> Result<()> {
         let owner = Owner::current();
         let innermost = {
-            let mut held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
+            let mut held = self.inner.local.held();
             held.as_mut().filter(|h| h.holding.owner == owner).and_then(|h| {
                 h.freeze();
                 let id = *h.holds.last()?;
@@ -527,13 +537,7 @@ impl DistributedLock {
         let mut listed = false;
         let mut unlisted = None;
         {
-            // Nothing panics while holding it; a poisoned list is still consistent.
-            let mut held = self
-                .inner
-                .local
-                .held
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut held = self.inner.local.held();
             if !held.as_ref().is_some_and(|h| Arc::ptr_eq(&h.holding, holding)) {
                 // Not the current acquisition: one parked by a condition wait, ended, or
                 // released. Decided under this mutex, which `restore` takes too: a hold given
@@ -577,10 +581,12 @@ impl DistributedLock {
     /// Whether `holding` is the current task's live acquisition of this lock, with hold `id`.
     pub(crate) fn holds(&self, holding: &Arc<Holding>, id: u64) -> bool {
         let owner = Owner::current();
-        self.inner.local.held.lock().ok().is_some_and(|held| {
-            held.as_ref()
-                .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.has(id))
-        }) && !holding.is_lost()
+        self.inner
+            .local
+            .held()
+            .as_ref()
+            .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.has(id))
+            && !holding.is_lost()
     }
 
     /// For a condition wait: releases the lock in full, whatever the hold count. The holds are
@@ -593,7 +599,7 @@ impl DistributedLock {
     pub(crate) fn park(&self, holding: &Arc<Holding>) -> Result<Release> {
         let owner = Owner::current();
         let node = {
-            let mut held = self.inner.local.held.lock().map_err(|_| self.not_held())?;
+            let mut held = self.inner.local.held();
             if !held
                 .as_ref()
                 .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding))
@@ -659,12 +665,7 @@ impl DistributedLock {
     pub(crate) fn restore(&self, holding: &Arc<Holding>, node: Node) -> Result<()> {
         let node = Arc::new(node);
         let restored = {
-            let mut held = self
-                .inner
-                .local
-                .held
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut held = self.inner.local.held();
             let mut slot = holding.slot();
             match std::mem::replace(&mut slot.phase, Phase::Ended) {
                 Phase::Waiting(parked) if !parked.holds.is_empty() => {
@@ -708,15 +709,10 @@ impl DistributedLock {
         let owner = Owner::current();
         self.inner
             .local
-            .held
-            .lock()
-            .ok()
-            .and_then(|held| {
-                held.as_ref()
-                    .filter(|h| h.holding.owner == owner && !h.holding.is_lost())
-                    .map(Held::count)
-            })
-            .unwrap_or(0)
+            .held()
+            .as_ref()
+            .filter(|h| h.holding.owner == owner && !h.holding.is_lost())
+            .map_or(0, Held::count)
     }
 
     /// Whether the current task holds the lock.

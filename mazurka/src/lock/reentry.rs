@@ -9,7 +9,13 @@
 //!   works on the exact list of ids kept there, as the slow path always did.
 //! - a per-thread memory of the most recent acquisition ([`recent`]), held weakly, so the owner
 //!   finds its acquisition without the mutex. Upgrading the weak reference is also what gives
-//!   the new guard its strong one: the lookup costs no extra atomic operation.
+//!   the new guard its strong one: the lookup costs no extra atomic operation. It remembers one
+//!   lock per thread: a thread alternating between two locks re-enters through the mutex (as
+//!   fast as before this path existed), and a stale entry keeps one released holding's memory,
+//!   not its contents, until it is replaced.
+//!
+//! An acquisition that ever saw `unlock()` stays on the mutex path: the guard of the hold it gave
+//! up lives on, inert, with an id that must never be handed out again.
 //!
 //! Java's `ReentrantLock` and Curator's `InterProcessMutex` spend two atomic operations on a
 //! nested acquire and release; this path spends four (the guard's reference count is the other
@@ -85,12 +91,16 @@ impl FastHolds {
         (state & FAST != 0).then_some(state & !FAST)
     }
 
-    /// Turns the fast path on with `count` holds, ids `0..count`. Call under the mutex, with
-    /// the path off (nobody else changes the state then).
-    pub(crate) fn resume(&self, count: u64) {
-        if count > 0 && count < MAX_FAST_COUNT {
+    /// Turns the fast path on with `count` holds, ids `0..count`, if that count suits it (at
+    /// least one, not near the limit); whether it did. Call under the mutex, with the path off
+    /// (nobody else changes the state then).
+    #[must_use]
+    pub(crate) fn resume(&self, count: u64) -> bool {
+        let suits = count > 0 && count < MAX_FAST_COUNT;
+        if suits {
             self.0.store(FAST | count, Ordering::Release);
         }
+        suits
     }
 }
 
@@ -170,7 +180,8 @@ mod tests {
         assert_eq!(holds.try_enter(), None);
         assert!(!holds.try_leave(1));
         assert_eq!(holds.count(), None);
-        holds.resume(2);
+        assert!(!holds.resume(0), "no holds: nothing to resume");
+        assert!(holds.resume(2));
         assert_eq!(holds.try_enter(), Some(2));
         assert_eq!(holds.count(), Some(3));
     }
