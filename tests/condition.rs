@@ -1091,3 +1091,68 @@ async fn producers_and_consumers_across_sessions_lose_no_wake_up() {
         0
     );
 }
+
+/// Nested holds given back by other tasks, on other threads, while their acquisition waits
+/// (parked), while the wait takes the lock back, or after: each goes exactly once, none comes back
+/// with the restored holds, and the lock stays held by the waiter until its own last hold goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn nested_holds_given_back_by_other_tasks_during_waits_are_counted_exactly() {
+    let sessions = common::sessions("cond-nested", 2).await;
+    let lock = sessions[0].lock("/cn/lock").unwrap();
+    let cond = lock.new_condition("c").unwrap();
+    let theirs = sessions[1].lock("/cn/lock").unwrap();
+    let their_cond = theirs.new_condition("c").unwrap();
+    let mut outer = lock.lock().await.unwrap();
+    let mut token = outer.fencing_token();
+    for round in 0..10 {
+        let mut nested = Vec::new();
+        for _ in 0..8 {
+            nested.push(lock.lock().await.unwrap());
+        }
+        assert_eq!(lock.hold_count(), 9, "round {round}");
+        // Another task gives back half of them while the lock is certainly parked (it holds
+        // the lock then), and the rest as the wait takes the lock back.
+        let signaller = {
+            let (theirs, their_cond) = (theirs.clone(), their_cond.clone());
+            tokio::spawn(async move {
+                let g = theirs.lock().await.unwrap();
+                let later = nested.split_off(4);
+                for parked in nested {
+                    parked.release().await.unwrap();
+                }
+                assert!(their_cond.signal().await.unwrap(), "the waiter is registered");
+                g.release().await.unwrap();
+                for (i, g) in later.into_iter().enumerate() {
+                    for _ in 0..i {
+                        tokio::task::yield_now().await;
+                    }
+                    g.release().await.unwrap();
+                }
+            })
+        };
+        timeout(BOUND, cond.wait(&mut outer)).await.unwrap().unwrap();
+        timeout(BOUND, signaller).await.unwrap().unwrap();
+        assert_eq!(
+            lock.hold_count(),
+            1,
+            "round {round}: only the waiter's own hold is left"
+        );
+        assert!(
+            outer.fencing_token() > token,
+            "round {round}: the wait took the lock again"
+        );
+        token = outer.fencing_token();
+        assert_eq!(
+            theirs.queue_len().await.unwrap(),
+            1,
+            "round {round}: held by the waiter alone"
+        );
+    }
+    outer.release().await.unwrap();
+    assert_eq!(lock.hold_count(), 0);
+    assert_eq!(
+        theirs.queue_len().await.unwrap(),
+        0,
+        "the last hold removed the node"
+    );
+}
