@@ -168,7 +168,7 @@ impl LockGuard {
     /// Releases this hold and waits for the server to confirm when it was the last one.
     ///
     /// # Errors
-    /// [`Error::SessionLost`](crate::Error::SessionLost) if the lock had been lost already (nothing is sent), or a ZooKeeper
+    /// [`Error::SessionLost`] if the lock had been lost already (nothing is sent), or a ZooKeeper
     /// error from the delete.
     ///
     /// # Cancel safety

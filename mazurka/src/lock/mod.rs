@@ -2,9 +2,10 @@
 //!
 //! Every contender creates an ephemeral-sequential node under the lock's path (a container node)
 //! and waits until it is first in line, watching the few nodes ahead of it (at most four; further
-//! back, only the node directly ahead: no herd effect). The holder's node carries who holds it ([`HolderInfo`]); its creation zxid is the
-//! fencing token. See [`DistributedLock`], and [`DistributedRwLock`] for the shared-lock recipe
-//! (`read` and `write` nodes in one queue: readers wait only for the last writer ahead of them).
+//! back, only the node directly ahead: no herd effect). The holder's node carries who holds it
+//! ([`HolderInfo`]); its creation zxid is the fencing token. See [`DistributedLock`], and
+//! [`DistributedRwLock`] for the shared-lock recipe (`read` and `write` nodes in one queue:
+//! readers wait only for the last writer ahead of them).
 //!
 //! A [`Condition`] ([`DistributedLock::new_condition`]) lets the holder of an exclusive lock wait,
 //! with the lock released, until another holder signals it — Java's `Condition` on a

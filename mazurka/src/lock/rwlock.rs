@@ -2,7 +2,7 @@
 //! with downgrade.
 //!
 //! Readers and writers queue in one directory, as `read` and `write` nodes of the
-//! [recipe](super::recipe) shared with the exclusive lock: a reader waits only for the last
+//! [recipe] shared with the exclusive lock: a reader waits only for the last
 //! writer ahead of it, a writer for whoever is directly ahead of it. So readers share, writers
 //! exclude, and arrival order is kept (a reader that comes after a queued writer waits for it).
 //!

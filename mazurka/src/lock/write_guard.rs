@@ -6,8 +6,9 @@ use super::rwlock::{DistributedRwLock, Hold};
 use crate::error::Result;
 
 /// One write hold of a [`DistributedRwLock`]: no other writer, and no reader but the holder
-/// itself, holds the lock meanwhile. Dropping it releases the hold (the last hold's node delete is sent at once, its
-/// reply awaited in the background); [`WriteGuard::release`] awaits it and reports errors.
+/// itself, holds the lock meanwhile. Dropping it releases the hold (the last hold's node delete is
+/// sent at once, its reply awaited in the background); [`WriteGuard::release`] awaits it and
+/// reports errors.
 ///
 /// Releasing the last write hold while the task still holds the read lock (taken after the write
 /// lock) is a downgrade: the task keeps reading, other readers may come in, writers may not.

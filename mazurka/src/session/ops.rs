@@ -1,8 +1,8 @@
 //! The crate-private vocabulary every primitive uses: small, typed, size-checked requests.
 //!
-//! Paths are relative to the session's chroot and already validated ([`ZnodePath`]). Each call
-//! runs on the *current* ZooKeeper session; if that one has expired, the call waits (bounded)
-//! for its replacement.
+//! Paths are relative to the session's chroot and already validated
+//! ([`ZnodePath`](crate::ZnodePath)). Each call runs on the *current* ZooKeeper session; if that
+//! one has expired, the call waits (bounded) for its replacement.
 
 use std::future::Future;
 use std::time::Duration;
