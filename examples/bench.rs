@@ -14,10 +14,16 @@
 //! Large values (not in the default set): `blob_write_5mb`, `blob_read_5mb`, `blob_write_20mb`,
 //! `blob_read_20mb` and their floors `blob_floor_{5,20}mb`, `blob_floor_pipelined_{5,20}mb`,
 //! `blob_floor_read_{5,20}mb` (see `bench/blob.rs`); their lines carry `mb_per_s`.
+//!
+//! Also not in the default set: `reentrant_cost` (see `bench/cost.rs`), a nested lock plus release
+//! timed in bulk, without per-op clock reads, next to the floor of any `'static` guard; and
+//! `noop`, the harness alone.
 
 #[path = "bench/blob.rs"]
 mod blob;
 mod common;
+#[path = "bench/cost.rs"]
+mod cost;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -628,6 +634,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                 .await?
             }
             name if blob::is_blob(name) => blob::run(&cfg, name).await?,
+            "reentrant_cost" => cost::run(&cfg.connect).await?,
             "noop" => {
                 // Calibration: the harness's own cost per op (ticket, two clock reads, record).
                 run_workload(
