@@ -198,7 +198,9 @@ impl Enqueued {
                         path: created.path,
                         name,
                         czxid: created.stat.czxid,
-                        generation,
+                        // The session that ran the create, not the one current before it: a
+                        // replacement in between would otherwise tag a live node as lost.
+                        generation: created.generation,
                     });
                     return Ok(());
                 }

@@ -71,6 +71,8 @@ impl CreateMode {
 pub(crate) struct Created {
     pub(crate) path: String,
     pub(crate) stat: Stat,
+    /// The ZooKeeper session generation the create ran on (an ephemeral node lives as long as it).
+    pub(crate) generation: u64,
 }
 
 /// One operation of a `multi`.
@@ -151,10 +153,15 @@ impl NodeWatch {
 impl Session {
     /// The current live client, waiting (bounded) for a replacement if the current one expired.
     async fn live(&self) -> Result<zk::Client> {
+        Ok(self.live_tagged().await?.0)
+    }
+
+    /// As [`Session::live`], with the generation of the ZooKeeper session the client belongs to.
+    async fn live_tagged(&self) -> Result<(zk::Client, u64)> {
         loop {
             let (client, generation) = self.current().ok_or(Error::Closed)?;
             if !client.state().is_terminated() {
-                return Ok(client);
+                return Ok((client, generation));
             }
             let bound = self
                 .inner
@@ -212,7 +219,7 @@ impl Session {
             data.len(),
             frame::single(self.create_frame(path, data.len())),
         )?;
-        let client = self.live().await?;
+        let (client, generation) = self.live_tagged().await?;
         let options = mode.zk().with_acls(self.acl().acls());
         let (stat, sequence) = client
             .create(path, data, &options)
@@ -225,6 +232,7 @@ impl Session {
         Ok(Created {
             path,
             stat: stat.into(),
+            generation,
         })
     }
 
