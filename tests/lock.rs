@@ -271,6 +271,71 @@ async fn another_task_on_the_owners_thread_does_not_share_the_hold() {
     guard.release().await.unwrap();
 }
 
+/// A waiter whose node someone else deletes (an operator, a cleanup script) is told exactly that —
+/// not that its session was lost — as soon as it lists the queue again, and holds nothing; the
+/// lock works on afterwards. (Five nodes ahead: it watches only its predecessor and lists again
+/// when that one goes.)
+#[tokio::test]
+#[allow(clippy::disallowed_types)] // the bare client deletes the node behind the library's back
+async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
+    let mut sessions = common::sessions("deleted-waiter", 2).await;
+    let (others, waiter) = (sessions.remove(0), sessions.remove(0));
+    let chroot = others.chroot().unwrap().to_string();
+    let lock = others.lock("/dw/lock").unwrap();
+    let holder = lock.lock().await.unwrap();
+    let mut ahead = Vec::new();
+    for i in 0..4 {
+        let lock = lock.clone();
+        ahead.push(tokio::spawn(async move {
+            lock.lock().await.unwrap().release().await.unwrap()
+        }));
+        common::eventually(10, "queued", || async {
+            lock_len(&waiter, "/dw/lock").await == 2 + i
+        })
+        .await;
+    }
+    let theirs = waiter.lock("/dw/lock").unwrap();
+    let waiting = {
+        let theirs = theirs.clone();
+        tokio::spawn(async move { theirs.lock().await.map(|g| g.fencing_token()) })
+    };
+    common::eventually(10, "waiter queued", || async {
+        lock_len(&waiter, "/dw/lock").await == 6
+    })
+    .await;
+
+    let raw = zookeeper_client::Client::connector()
+        .connect(&format!("{}{chroot}", common::server().connect_string()))
+        .await
+        .unwrap();
+    let mut names = raw.list_children("/dw/lock").await.unwrap();
+    // The sequence number is the name's last `-` part: the waiter's is the largest.
+    names.sort_by_key(|name| name.rsplit('-').next().unwrap_or_default().to_owned());
+    let doomed = format!("/dw/lock/{}", names.last().unwrap());
+    raw.delete(&doomed, None).await.unwrap();
+    // Its predecessor gives up: the waiter lists the queue again and finds itself gone.
+    ahead.pop().unwrap().abort();
+
+    match timeout(BOUND, waiting).await.unwrap().unwrap() {
+        Err(Error::LockNodeDeleted { path }) => assert_eq!(path, doomed),
+        other => panic!("expected LockNodeDeleted, got {other:?}"),
+    }
+    assert_eq!(theirs.hold_count(), 0);
+    assert_eq!(holder.state(), HoldState::Held, "the holder is untouched");
+    holder.release().await.unwrap();
+    for task in ahead {
+        timeout(BOUND, task).await.unwrap().unwrap();
+    }
+    // The waiter's session is fine: it takes the lock at once now.
+    let again = timeout(BOUND, theirs.lock()).await.unwrap().unwrap();
+    assert_eq!(lock_len(&waiter, "/dw/lock").await, 1);
+    again.release().await.unwrap();
+}
+
+async fn lock_len(session: &mazurka::Session, path: &str) -> usize {
+    session.lock(path).unwrap().queue_len().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_lock_with_many_contenders_has_exactly_one_winner_and_no_leftovers() {
     const N: usize = 6;

@@ -134,6 +134,17 @@ pub enum Error {
     #[error("the ZooKeeper session was lost (expired or closed); locks it held are released, start over")]
     SessionLost,
 
+    /// A waiting contender's node was deleted by someone else (an operator, a cleanup script): its
+    /// place in the queue is gone, and with it any promise of a turn. The session is fine.
+    #[error(
+        "the lock node {path:?} was deleted by someone else while it waited for its turn; it holds no place in \
+         the queue any more: acquire again (and find out who deletes lock nodes)"
+    )]
+    LockNodeDeleted {
+        /// The deleted contender node.
+        path: String,
+    },
+
     /// The outcome of a write whose reply was lost could not be decided.
     #[error("the outcome of the write to {path:?} is unknown: {detail}")]
     OutcomeUnknown {

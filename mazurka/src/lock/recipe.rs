@@ -258,7 +258,10 @@ impl Enqueued {
     /// Waits until `blocker` finds nothing ahead that blocks us, or the deadline passes.
     ///
     /// # Errors
-    /// [`Error::SessionLost`] if the session that created the node is lost while waiting.
+    /// [`Error::SessionLost`] if the session that created the node is lost while waiting;
+    /// [`Error::LockNodeDeleted`] if someone else deleted the node and a listing shows it (a
+    /// waiter that watches every node ahead takes its turn without listing again, and does not
+    /// notice: see the README's non-guarantees).
     pub(crate) async fn wait_turn(&mut self, blocker: Blocker, deadline: Option<Instant>) -> Result<Turn> {
         loop {
             let Some(node) = self.node().cloned() else {
@@ -289,7 +292,7 @@ impl Enqueued {
                 // Deleted by someone else: our place in the queue is gone, and so is any promise.
                 tracing::warn!(node = %node.path, "lock node was deleted by someone else while waiting");
                 self.progress = Progress::Idle;
-                return Err(Error::SessionLost);
+                return Err(Error::LockNodeDeleted { path: node.path });
             };
             let Some(blocking) = blocker(&entries[me], &entries[..me]) else {
                 return Ok(Turn::Acquired);

@@ -271,6 +271,7 @@ impl DistributedRwLock {
     ///
     /// # Errors
     /// [`Error::SessionLost`] if the session expires while waiting (never a guard then);
+    /// [`Error::LockNodeDeleted`] if someone else deletes this contender's node while it waits;
     /// [`Error::PermissionDenied`], [`Error::Closed`], or a ZooKeeper error.
     ///
     /// # Cancel safety
