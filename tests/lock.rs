@@ -332,6 +332,52 @@ async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
     again.release().await.unwrap();
 }
 
+/// The same with one node ahead, which the waiter watches together with its own: it learns of
+/// the deletion at once, not when the holder goes (it would take its turn without listing again).
+#[tokio::test]
+#[allow(clippy::disallowed_types)] // the bare client deletes the node behind the library's back
+async fn a_waiter_watching_every_node_ahead_sees_its_own_node_deleted() {
+    let mut sessions = common::sessions("deleted-near", 2).await;
+    let (holder_session, waiter) = (sessions.remove(0), sessions.remove(0));
+    let chroot = holder_session.chroot().unwrap().to_string();
+    let holder = holder_session.lock("/dn/lock").unwrap().lock().await.unwrap();
+    let theirs = waiter.lock("/dn/lock").unwrap();
+    let waiting = {
+        let theirs = theirs.clone();
+        tokio::spawn(async move { theirs.lock().await.map(|g| g.fencing_token()) })
+    };
+    common::eventually(10, "waiter queued", || async {
+        lock_len(&waiter, "/dn/lock").await == 2
+    })
+    .await;
+
+    let raw = zookeeper_client::Client::connector()
+        .connect(&format!("{}{chroot}", common::server().connect_string()))
+        .await
+        .unwrap();
+    let holders_node = holder.node_path();
+    let doomed: Vec<String> = raw
+        .list_children("/dn/lock")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|name| format!("/dn/lock/{name}"))
+        .filter(|path| *path != holders_node)
+        .collect();
+    assert_eq!(doomed.len(), 1, "one waiter besides the holder: {doomed:?}");
+    raw.delete(&doomed[0], None).await.unwrap();
+
+    // While the holder still holds the lock.
+    match timeout(BOUND, waiting).await.unwrap().unwrap() {
+        Err(Error::LockNodeDeleted { path }) => assert_eq!(path, doomed[0]),
+        other => panic!("expected LockNodeDeleted, got {other:?}"),
+    }
+    assert_eq!(holder.state(), HoldState::Held);
+    holder.release().await.unwrap();
+    let again = timeout(BOUND, theirs.lock()).await.unwrap().unwrap();
+    again.release().await.unwrap();
+}
+
 async fn lock_len(session: &mazurka::Session, path: &str) -> usize {
     session.lock(path).unwrap().queue_len().await.unwrap()
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::fence::Fenced;
 use super::mutex::{DistributedLock, Holding, HoldingPhase, Release};
+use super::recipe::OwnEvent;
 use crate::error::{Error, Result};
 use crate::session::{NodeEvent, SessionState};
 
@@ -116,18 +117,26 @@ impl LockGuard {
                     HoldingPhase::Ended => return,
                 }
                 let node = holding.node();
-                let gone = match session.exists_and_watch(&node.path).await {
-                    Ok((None, _)) => true,
-                    Ok((Some(_), watch)) => tokio::select! {
-                        event = watch.changed() => match event {
+                let event = match node.own_watch.take() {
+                    // The watch the node had while it waited for its turn: no request.
+                    Some(armed) => Some(armed),
+                    None => match session.exists_and_watch(&node.path).await {
+                        Ok((None, _)) => None,
+                        Ok((Some(_), watch)) => Some(Box::pin(watch.changed()) as OwnEvent),
+                        Err(err) if err.is_retryable() => continue,
+                        Err(_) => return,
+                    },
+                };
+                let gone = match event {
+                    None => true,
+                    Some(event) => tokio::select! {
+                        event = event => match event {
                             NodeEvent::Deleted => true,
                             NodeEvent::SessionEnded => holding.is_lost(),
                             _ => false,
                         },
                         () = changed.as_mut() => false,
                     },
-                    Err(err) if err.is_retryable() => false,
-                    Err(_) => return,
                 };
                 // A node deleted by a wait of this acquisition is not a loss: look again.
                 if gone && holding.is_current(&node) {

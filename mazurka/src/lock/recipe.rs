@@ -12,6 +12,9 @@
 //! instead of leaving an orphan. Children whose names do not parse are ignored, the same way by
 //! every contender.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -79,6 +82,35 @@ pub(crate) struct Node {
     pub(crate) czxid: i64,
     /// The session generation that created it.
     pub(crate) generation: u64,
+    /// A watch on this node set while it waited for its turn, if any.
+    pub(crate) own_watch: OwnWatch,
+}
+
+/// The pending event of a watch on a contender's own node.
+pub(crate) type OwnEvent = Pin<Box<dyn Future<Output = NodeEvent> + Send>>;
+
+/// A watch on a contender's own node, set while it waits for its turn (its deletion by someone
+/// else must not go unnoticed) and kept for the holder: [`LockGuard::lost`](super::LockGuard::lost)
+/// takes it instead of asking again. Kept until the node's deletion fires it, it costs no
+/// watch-removal request either (dropping an unfired watch sends one).
+#[derive(Clone, Default)]
+pub(crate) struct OwnWatch(Arc<Mutex<Option<OwnEvent>>>);
+
+impl OwnWatch {
+    fn arm(&self, event: OwnEvent) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(event);
+    }
+
+    /// The armed watch, once.
+    pub(crate) fn take(&self) -> Option<OwnEvent> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl std::fmt::Debug for OwnWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnWatch")
+    }
 }
 
 #[derive(Debug)]
@@ -201,6 +233,7 @@ impl Enqueued {
                         // The session that ran the create, not the one current before it: a
                         // replacement in between would otherwise tag a live node as lost.
                         generation: created.generation,
+                        own_watch: OwnWatch::default(),
                     });
                     return Ok(());
                 }
@@ -241,6 +274,7 @@ impl Enqueued {
                             name,
                             czxid: stat.czxid,
                             generation,
+                            own_watch: OwnWatch::default(),
                         })),
                         None => Ok(None),
                     };
@@ -311,7 +345,14 @@ impl Enqueued {
             };
             let complete = all.is_some();
             let watched = all.unwrap_or_else(|| vec![entries[blocking].clone()]);
-            match self.watch_until_gone(&watched, node.generation, deadline).await? {
+            // Taking the turn without listing again is sound only while our own node exists:
+            // someone else may delete it, and nothing ahead would tell. Its watch rides in the
+            // same round trip as the others.
+            let mine = complete.then_some(&node);
+            match self
+                .watch_until_gone(&watched, mine, node.generation, deadline)
+                .await?
+            {
                 // (`watch_until_gone` checked the session is still the node's.)
                 Waited::AllGone if complete => return Ok(Turn::Acquired),
                 Waited::AllGone | Waited::Look => {}
@@ -321,17 +362,27 @@ impl Enqueued {
     }
 
     /// Watches `nodes` until every one is deleted (`AllGone`), something else happens that
-    /// needs a fresh listing (`Look`), the session is lost, or the deadline passes.
+    /// needs a fresh listing (`Look`), the session is lost, or the deadline passes. With `mine`
+    /// (our own node), any change of it — a deletion by someone else — is a `Look`, and on
+    /// `AllGone` its watch is armed in the node for the holder.
     async fn watch_until_gone(
         &self,
         nodes: &[Entry],
+        mine: Option<&Node>,
         generation: u64,
         deadline: Option<Instant>,
     ) -> Result<Waited> {
         // The watches are set together: one round trip for all.
         let paths: Vec<String> = nodes.iter().map(|e| format!("{}/{}", self.dir, e.name)).collect();
-        let set =
-            futures_util::future::join_all(paths.iter().map(|p| self.session.exists_and_watch(p))).await;
+        let (set, own) = tokio::join!(
+            futures_util::future::join_all(paths.iter().map(|p| self.session.exists_and_watch(p))),
+            async {
+                match mine {
+                    Some(node) => Some(self.session.exists_and_watch(&node.path).await),
+                    None => None,
+                }
+            },
+        );
         let mut pending = futures_util::stream::FuturesUnordered::new();
         for watch in set {
             match watch {
@@ -341,6 +392,14 @@ impl Enqueued {
                 Err(err) => return Err(err),
             }
         }
+        let mut own: Option<OwnEvent> = match own {
+            None => None,
+            Some(Ok((Some(_), watch))) => Some(Box::pin(watch.changed())),
+            // Gone already: the listing will say why.
+            Some(Ok((None, _))) => return Ok(Waited::Look),
+            Some(Err(err)) if err.is_retryable() => return Ok(Waited::Look),
+            Some(Err(err)) => return Err(err),
+        };
         let mut states = self.session.states();
         let lost = states.rx.wait_for(|s| {
             s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
@@ -360,12 +419,27 @@ impl Enqueued {
                 return Err(Error::SessionLost);
             }
             if pending.is_empty() {
+                if let (Some(node), Some(own)) = (mine, own) {
+                    node.own_watch.arm(own);
+                }
                 return Ok(Waited::AllGone);
             }
+            let own_changed = async {
+                match own.as_mut() {
+                    Some(event) => event.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 // Loss first: a deletion that arrives with it must not hand out the lock.
                 biased;
                 _ = &mut lost => return Err(Error::SessionLost),
+                // Then our own node: the server sends events in order, so a deletion of ours that
+                // came before the last one ahead is seen before it.
+                event = own_changed => match event {
+                    NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),
+                    _ => return Ok(Waited::Look),
+                },
                 Some(event) = futures_util::StreamExt::next(&mut pending) => match event {
                     NodeEvent::Deleted => {}
                     NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),

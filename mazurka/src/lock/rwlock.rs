@@ -512,6 +512,7 @@ impl DistributedRwLock {
             // The downgraded hold continues the write hold: same token, same session.
             czxid: write.node.czxid,
             generation: write.node.generation,
+            own_watch: Default::default(),
         };
         let (holding, id) = self.install(owner, RwMode::Read, node);
         Ok(ReadGuard::new(Hold::new(holding, id)))
