@@ -293,9 +293,8 @@ impl Enqueued {
     ///
     /// # Errors
     /// [`Error::SessionLost`] if the session that created the node is lost while waiting;
-    /// [`Error::LockNodeDeleted`] if someone else deleted the node and a listing shows it (a
-    /// waiter that watches every node ahead takes its turn without listing again, and does not
-    /// notice: see the README's non-guarantees).
+    /// [`Error::LockNodeDeleted`] if someone else deleted the node (seen by the watch on it, or
+    /// by a listing).
     pub(crate) async fn wait_turn(&mut self, blocker: Blocker, deadline: Option<Instant>) -> Result<Turn> {
         loop {
             let Some(node) = self.node().cloned() else {
