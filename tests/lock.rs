@@ -276,7 +276,6 @@ async fn another_task_on_the_owners_thread_does_not_share_the_hold() {
 /// lock works on afterwards. (Five nodes ahead: it watches only its predecessor and lists again
 /// when that one goes.)
 #[tokio::test]
-#[allow(clippy::disallowed_types)] // the bare client deletes the node behind the library's back
 async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
     let mut sessions = common::sessions("deleted-waiter", 2).await;
     let (others, waiter) = (sessions.remove(0), sessions.remove(0));
@@ -304,15 +303,7 @@ async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
     })
     .await;
 
-    let raw = zookeeper_client::Client::connector()
-        .connect(&format!("{}{chroot}", common::server().connect_string()))
-        .await
-        .unwrap();
-    let mut names = raw.list_children("/dw/lock").await.unwrap();
-    // The sequence number is the name's last `-` part: the waiter's is the largest.
-    names.sort_by_key(|name| name.rsplit('-').next().unwrap_or_default().to_owned());
-    let doomed = format!("/dw/lock/{}", names.last().unwrap());
-    raw.delete(&doomed, None).await.unwrap();
+    let doomed = delete_the_last_node(&chroot, "/dw/lock").await;
     // Its predecessor gives up: the waiter lists the queue again and finds itself gone.
     ahead.pop().unwrap().abort();
 
@@ -335,7 +326,6 @@ async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
 /// The same with one node ahead, which the waiter watches together with its own: it learns of
 /// the deletion at once, not when the holder goes (it would take its turn without listing again).
 #[tokio::test]
-#[allow(clippy::disallowed_types)] // the bare client deletes the node behind the library's back
 async fn a_waiter_watching_every_node_ahead_sees_its_own_node_deleted() {
     let mut sessions = common::sessions("deleted-near", 2).await;
     let (holder_session, waiter) = (sessions.remove(0), sessions.remove(0));
@@ -351,31 +341,34 @@ async fn a_waiter_watching_every_node_ahead_sees_its_own_node_deleted() {
     })
     .await;
 
-    let raw = zookeeper_client::Client::connector()
-        .connect(&format!("{}{chroot}", common::server().connect_string()))
-        .await
-        .unwrap();
-    let holders_node = holder.node_path();
-    let doomed: Vec<String> = raw
-        .list_children("/dn/lock")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|name| format!("/dn/lock/{name}"))
-        .filter(|path| *path != holders_node)
-        .collect();
-    assert_eq!(doomed.len(), 1, "one waiter besides the holder: {doomed:?}");
-    raw.delete(&doomed[0], None).await.unwrap();
+    let doomed = delete_the_last_node(&chroot, "/dn/lock").await;
+    assert_ne!(doomed, holder.node_path(), "the waiter's node, not the holder's");
 
     // While the holder still holds the lock.
     match timeout(BOUND, waiting).await.unwrap().unwrap() {
-        Err(Error::LockNodeDeleted { path }) => assert_eq!(path, doomed[0]),
+        Err(Error::LockNodeDeleted { path }) => assert_eq!(path, doomed),
         other => panic!("expected LockNodeDeleted, got {other:?}"),
     }
     assert_eq!(holder.state(), HoldState::Held);
     holder.release().await.unwrap();
     let again = timeout(BOUND, theirs.lock()).await.unwrap().unwrap();
     again.release().await.unwrap();
+}
+
+/// Deletes the newest contender node under `dir` behind the library's back, as an operator
+/// would; returns its path.
+#[allow(clippy::disallowed_types)] // the bare client, on purpose
+async fn delete_the_last_node(chroot: &str, dir: &str) -> String {
+    let raw = zookeeper_client::Client::connector()
+        .connect(&format!("{}{chroot}", common::server().connect_string()))
+        .await
+        .unwrap();
+    let mut names = raw.list_children(dir).await.unwrap();
+    // The sequence number is the name's last `-` part (zero-padded): the newest sorts last.
+    names.sort_by_key(|name| name.rsplit('-').next().unwrap_or_default().to_owned());
+    let doomed = format!("{dir}/{}", names.last().unwrap());
+    raw.delete(&doomed, None).await.unwrap();
+    doomed
 }
 
 async fn lock_len(session: &mazurka::Session, path: &str) -> usize {
