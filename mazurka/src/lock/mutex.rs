@@ -266,7 +266,8 @@ impl Holding {
     }
 
     /// Gives back hold `id` lock-free if it is the innermost of several (see
-    /// [`FastHolds::try_leave`]); `false` leaves it to [`DistributedLock::release_hold`].
+    /// [`FastHolds::try_leave`]); `false` leaves it to [`DistributedLock::release_hold`], under
+    /// the mutex.
     #[inline]
     pub(crate) fn leave_nested(&self, id: u64) -> bool {
         self.fast.try_leave(id)
@@ -520,20 +521,10 @@ impl DistributedLock {
     /// Removes hold `id` of `holding`; when it was the last, queues the node's delete on the
     /// connection at once (so it goes out even if the returned [`Release`] is never awaited).
     /// A lost holding reports [`Error::SessionLost`] and sends nothing.
-    #[inline]
+    ///
+    /// The path under the mutex: guards try [`Holding::leave_nested`] first, and `unlock()` has
+    /// turned the lock-free path off already.
     pub(crate) fn release_hold(&self, holding: &Arc<Holding>, id: u64) -> Release {
-        if holding.fast.try_leave(id) {
-            return if holding.is_lost() {
-                Release::Failed(Error::SessionLost)
-            } else {
-                Release::Kept
-            };
-        }
-        self.release_hold_locked(holding, id)
-    }
-
-    #[inline(never)]
-    fn release_hold_locked(&self, holding: &Arc<Holding>, id: u64) -> Release {
         let mut last = false;
         let mut listed = false;
         let mut unlisted = None;
