@@ -21,6 +21,7 @@ mod read_guard;
 mod recipe;
 mod reentry;
 mod rwlock;
+mod sequence;
 mod write_guard;
 
 pub use condition::Condition;

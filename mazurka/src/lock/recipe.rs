@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::sequence;
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::{CreateMode, NodeEvent, Session, SessionState};
 
@@ -27,44 +28,53 @@ use crate::session::{CreateMode, NodeEvent, Session, SessionState};
 pub(crate) struct Entry {
     pub(crate) name: String,
     pub(crate) kind: String,
-    pub(crate) seq: i64,
+    /// The server's sequence number: a 32-bit counter that wraps (see [`sequence`]).
+    pub(crate) seq: i32,
 }
 
 const MARKER_PREFIX: &str = "_c_";
 const MARKER_LEN: usize = MARKER_PREFIX.len() + 32;
 
-/// Parses `<marker>-<kind>-<seq>`; `None` for anything else.
+/// Splits `<marker>-<kind>-<suffix>` (the kind has no `-`; a negative suffix starts with one).
+fn split(name: &str) -> Option<(&str, &str)> {
+    let hex = name.get(..MARKER_LEN)?.strip_prefix(MARKER_PREFIX)?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (kind, suffix) = name.get(MARKER_LEN..)?.strip_prefix('-')?.split_once('-')?;
+    (!kind.is_empty()).then_some((kind, suffix))
+}
+
+/// Parses `<marker>-<kind>-<seq>`, `seq` exactly as ZooKeeper prints it (negative ones
+/// included); `None` for anything else.
 pub(crate) fn parse(name: &str) -> Option<Entry> {
-    let (rest, seq) = name.rsplit_once('-')?;
-    if !(seq.len() == 10 || seq.len() == 19) || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (marker, kind) = rest.split_once('-')?;
-    let hex = marker.strip_prefix(MARKER_PREFIX)?;
-    if marker.len() != MARKER_LEN || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || kind.is_empty() {
-        return None;
-    }
+    let (kind, suffix) = split(name)?;
+    let seq = sequence::parse(suffix)?;
     Some(Entry {
         name: name.to_owned(),
         kind: kind.to_owned(),
-        seq: seq.parse().ok()?,
+        seq,
     })
 }
 
-/// The valid children in queue order (sequence, then name, so every reader agrees).
+/// The valid children in queue order: oldest sequence number first across the 32-bit wrap
+/// (assuming the queue spans fewer than 2^31 numbers, see [`sequence`]), then by name, so every
+/// reader agrees. O(n log n) in the children; junk costs a failed parse, no allocation.
 pub(crate) fn queue(children: &[String]) -> Vec<Entry> {
     let mut entries: Vec<Entry> = children.iter().filter_map(|c| parse(c)).collect();
-    entries.sort_by(|a, b| a.seq.cmp(&b.seq).then_with(|| a.name.cmp(&b.name)));
+    sequence::sort(&mut entries, |e| e.seq, |a, b| a.name.cmp(&b.name));
     entries
 }
 
 /// A fresh node name of `kind` that takes `of`'s place in the queue: the same sequence number
-/// (unique per directory, so only `of` and such siblings share it) and a new marker. Created as a
-/// plain ephemeral node, it sits right next to `of`, ahead of every contender that came later.
+/// (unique per directory, so only `of` and such siblings share it), its suffix reused verbatim,
+/// and a new marker. Created as a plain ephemeral node, it sits right next to `of`, ahead of
+/// every contender that came later.
 pub(crate) fn sibling_name(of: &Node, kind: &str) -> Option<String> {
-    let (_, seq) = of.name.rsplit_once('-')?;
+    let (_, suffix) = split(&of.name)?;
+    sequence::parse(suffix)?;
     Some(format!(
-        "{MARKER_PREFIX}{:032x}-{kind}-{seq}",
+        "{MARKER_PREFIX}{:032x}-{kind}-{suffix}",
         rand::random::<u128>()
     ))
 }
@@ -627,7 +637,8 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 mod tests {
     use super::*;
 
-    fn name(marker: char, kind: &str, seq: i64) -> String {
+    /// The name ZooKeeper gives a contender numbered `seq` (`%010d`: `-000000005`, `-2147483648`).
+    fn name(marker: char, kind: &str, seq: i32) -> String {
         format!("_c_{}-{kind}-{seq:010}", marker.to_string().repeat(32))
     }
 
@@ -642,9 +653,71 @@ mod tests {
             "_c_abc-lock-1",
             &format!("{good}x"),
             "x-y-z",
+            // What ZooKeeper never prints: 19 digits, out of range, a `+`, a padded negative,
+            // no kind, a marker of 31 digits.
+            &format!("_c_{}-lock-0000000000000000001", "a".repeat(32)),
+            &format!("_c_{}-lock-2147483648", "a".repeat(32)),
+            &format!("_c_{}-lock-+000000001", "a".repeat(32)),
+            &format!("_c_{}-lock--0000000001", "a".repeat(32)),
+            &format!("_c_{}--0000000001", "a".repeat(32)),
+            &format!("_c_{}-lock-0000000001", "a".repeat(31)),
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parses_negative_sequence_numbers_with_their_kind() {
+        for (seq, suffix) in [
+            (-5, "-000000005"),
+            (i32::MIN, "-2147483648"),
+            (-1_000_000_000, "-1000000000"),
+        ] {
+            let n = name('b', "read", seq);
+            assert!(n.ends_with(&format!("-read-{suffix}")), "{n}");
+            assert_eq!(parse(&n).map(|e| (e.kind, e.seq)), Some(("read".into(), seq)));
+        }
+    }
+
+    #[test]
+    fn queue_orders_across_the_wrap() {
+        // The counter passed 2^31 - 1 while these queued: oldest first, whatever the listing order.
+        let issued = [i32::MAX - 2, i32::MAX, i32::MIN + 1, -2_147_483_000];
+        let mut children: Vec<String> = issued.iter().rev().map(|&s| name('a', "lock", s)).collect();
+        children.push("junk".into());
+        let q: Vec<i32> = queue(&children).into_iter().map(|e| e.seq).collect();
+        assert_eq!(q, issued);
+        // And past the other sign change, from the negatives on to zero.
+        let children = [
+            name('a', "lock", 2),
+            name('b', "lock", -4),
+            name('c', "lock", -2_147_483_000),
+        ];
+        let q: Vec<i32> = queue(&children).into_iter().map(|e| e.seq).collect();
+        assert_eq!(q, [-2_147_483_000, -4, 2]);
+    }
+
+    #[test]
+    fn a_sibling_keeps_the_suffix_verbatim_also_a_negative_one() {
+        for seq in [7, -5, i32::MIN] {
+            let of = Node {
+                path: format!("/l/{}", name('a', "write", seq)),
+                name: name('a', "write", seq),
+                czxid: 1,
+                generation: 0,
+                own_watch: OwnWatch::default(),
+            };
+            let sibling = sibling_name(&of, "read").map(|n| parse(&n).map(|e| (e.kind, e.seq)));
+            assert_eq!(sibling, Some(Some(("read".into(), seq))), "{}", of.name);
+        }
+        let junk = Node {
+            path: "/l/junk".into(),
+            name: "junk".into(),
+            czxid: 1,
+            generation: 0,
+            own_watch: OwnWatch::default(),
+        };
+        assert_eq!(sibling_name(&junk, "read"), None);
     }
 
     #[test]
