@@ -323,16 +323,17 @@ async fn a_waiting_node_deleted_by_someone_else_is_reported_as_such() {
     again.release().await.unwrap();
 }
 
-/// The same with one node ahead, which the waiter watches together with its own: it learns of
-/// the deletion at once, not when the holder goes (it would take its turn without listing again).
+/// The same with one node ahead, which the waiter watches without listing again: when the holder
+/// goes, the waiter asks the server about its own node before taking the turn, finds it gone and
+/// says so — never a turn taken without a node.
 #[tokio::test]
-async fn a_waiter_watching_every_node_ahead_sees_its_own_node_deleted() {
+async fn a_waiter_watching_every_node_ahead_never_takes_a_turn_without_its_node() {
     let mut sessions = common::sessions("deleted-near", 2).await;
     let (holder_session, waiter) = (sessions.remove(0), sessions.remove(0));
     let chroot = holder_session.chroot().unwrap().to_string();
     let holder = holder_session.lock("/dn/lock").unwrap().lock().await.unwrap();
     let theirs = waiter.lock("/dn/lock").unwrap();
-    let waiting = {
+    let mut waiting = {
         let theirs = theirs.clone();
         tokio::spawn(async move { theirs.lock().await.map(|g| g.fencing_token()) })
     };
@@ -343,14 +344,17 @@ async fn a_waiter_watching_every_node_ahead_sees_its_own_node_deleted() {
 
     let doomed = delete_the_last_node(&chroot, "/dn/lock").await;
     assert_ne!(doomed, holder.node_path(), "the waiter's node, not the holder's");
-
-    // While the holder still holds the lock.
+    assert_eq!(holder.state(), HoldState::Held);
+    assert!(
+        timeout(Duration::from_millis(300), &mut waiting).await.is_err(),
+        "the waiter must not end its wait while the holder holds"
+    );
+    holder.release().await.unwrap();
     match timeout(BOUND, waiting).await.unwrap().unwrap() {
         Err(Error::LockNodeDeleted { path }) => assert_eq!(path, doomed),
         other => panic!("expected LockNodeDeleted, got {other:?}"),
     }
-    assert_eq!(holder.state(), HoldState::Held);
-    holder.release().await.unwrap();
+    assert_eq!(lock_len(&waiter, "/dn/lock").await, 0, "nobody holds the lock");
     let again = timeout(BOUND, theirs.lock()).await.unwrap().unwrap();
     again.release().await.unwrap();
 }

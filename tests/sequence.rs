@@ -394,3 +394,202 @@ async fn thousands_of_junk_children_cost_no_requests_and_block_nobody() {
         s.close().await.unwrap();
     }
 }
+
+/// Writes a snapshot of a tree whose given znodes have the given `cversion` — the counter their
+/// children's sequence numbers come from — with ZooKeeper's own classes. Run from source by
+/// `java` (11 or later): a real server then numbers contenders across the wrap.
+const WRAP_SNAPSHOT_JAVA: &str = r#"
+import java.io.File;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.zookeeper.ZooDefs;
+import org.apache.zookeeper.server.DataTree;
+import org.apache.zookeeper.server.persistence.FileTxnSnapLog;
+
+public class WrapSnapshot {
+    public static void main(String[] args) throws Exception {
+        File dir = new File(args[0]);
+        int cversion = Integer.parseInt(args[1]);
+        DataTree tree = new DataTree();
+        for (int i = 2; i < args.length; i++) {
+            tree.createNode(args[i], new byte[0], ZooDefs.Ids.OPEN_ACL_UNSAFE, 0, i - 1, 1, 1);
+            tree.setCversionPzxid(args[i], cversion, 1);
+        }
+        tree.lastProcessedZxid = 1;
+        new FileTxnSnapLog(dir, dir).save(tree, new ConcurrentHashMap<>(), true);
+    }
+}
+"#;
+
+/// The ZooKeeper classes, found as the test kit finds them.
+fn zookeeper_classpath() -> String {
+    let jars = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "jar"))
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match std::env::var_os("ZOOKEEPER_HOME").filter(|h| !h.is_empty()) {
+        Some(home) => {
+            let home = std::path::PathBuf::from(home);
+            let mut all = jars(&home.join("lib"));
+            all.extend(jars(&home));
+            all.join(":")
+        }
+        None => "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar".to_owned(),
+    }
+}
+
+/// A private server whose `dirs` are about to wrap: their next child is numbered `2147483646`.
+fn server_about_to_wrap(data: &std::path::Path, dirs: &[&str]) -> ZkServer {
+    let source = data.join("WrapSnapshot.java");
+    std::fs::write(&source, WRAP_SNAPSHOT_JAVA).unwrap();
+    let status = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(zookeeper_classpath())
+        .arg(&source)
+        .arg(data)
+        .arg((i32::MAX - 1).to_string())
+        .args(dirs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run java");
+    assert!(status.success(), "writing the snapshot failed: {status}");
+    ZkServer::builder()
+        .config("dataDir", data.display().to_string())
+        .start()
+        .unwrap()
+}
+
+/// The suffix the server gave a node: what follows `<marker>-<kind>-`.
+fn suffix(path: &str) -> &str {
+    let name = path.rsplit('/').next().unwrap();
+    name.get(36..).and_then(|rest| rest.split_once('-')).unwrap().1
+}
+
+/// A real server numbers the contenders across the wrap: `2147483646`, `2147483647`,
+/// `-2147483648`, `-2147483647`, `-2147483646`. The lock is handed over in arrival order, to
+/// one holder at a time; on the read-write lock a writer numbered `-2147483648` downgrades, and
+/// its read node (the same negative suffix) keeps the next writer out. Today's reading took
+/// `-2147483646` for `2147483646`: the newest contender beside the oldest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_contenders_numbered_across_the_wrap_keep_their_order() {
+    let data = tempfile::tempdir().unwrap();
+    let server = server_about_to_wrap(data.path(), &["/wrap", "/wraprw"]);
+    let mut sessions = Vec::new();
+    for _ in 0..5 {
+        sessions.push(Session::connect(server.connect_string()).await.unwrap());
+    }
+
+    // The exclusive lock: the first holds, four queue in turn.
+    let first = sessions[0].lock("/wrap").unwrap();
+    let guard = first.lock().await.unwrap();
+    let inside = Arc::new(AtomicUsize::new(1));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, s) in sessions.iter().enumerate().skip(1) {
+        let (lock, inside, order) = (s.lock("/wrap").unwrap(), inside.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let guard = lock.lock().await.unwrap();
+            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+            order
+                .lock()
+                .unwrap()
+                .push((i, guard.node_path(), guard.fencing_token()));
+            inside.fetch_sub(1, Ordering::SeqCst);
+            guard.release().await.unwrap();
+        }));
+        common::eventually(10, "the next contender queued", || async {
+            first.queue_len().await.unwrap() == i + 1
+        })
+        .await;
+    }
+    assert_eq!(suffix(&guard.node_path()), "2147483646");
+    assert_eq!(
+        first.holder().await.unwrap().map(|h| h.session),
+        Some(own(&sessions[0]))
+    );
+    inside.fetch_sub(1, Ordering::SeqCst);
+    guard.release().await.unwrap();
+    for task in tasks {
+        timeout(BOUND, task).await.unwrap().unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let who: Vec<usize> = order.iter().map(|o| o.0).collect();
+    let suffixes: Vec<&str> = order.iter().map(|o| suffix(&o.1)).collect();
+    assert_eq!(who, [1, 2, 3, 4], "arrival order");
+    assert_eq!(
+        suffixes,
+        ["2147483647", "-2147483648", "-2147483647", "-2147483646"]
+    );
+    assert!(order.windows(2).all(|w| w[0].2 < w[1].2), "tokens in order");
+
+    // The read-write lock: a writer numbered after the wrap downgrades.
+    let rw: Vec<_> = sessions.iter().map(|s| s.rw_lock("/wraprw").unwrap()).collect();
+    let r0 = rw[0].read().await.unwrap(); // 2147483646
+    let r1 = rw[1].read().await.unwrap(); // 2147483647
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let downgrader = {
+        let rw = rw[2].clone();
+        tokio::spawn(async move {
+            let write = rw.write().await.unwrap(); // -2147483648
+            let read = rw.read().await.unwrap(); // its downgrade node, beside it
+            let paths = (write.node_path().to_owned(), read.node_path().to_owned());
+            write.release().await.unwrap();
+            held_tx.send(paths).unwrap();
+            go_rx.await.unwrap();
+            read.release().await.unwrap();
+        })
+    };
+    common::eventually(10, "the writer queued", || async {
+        rw[0].queue_len().await.unwrap() == 3
+    })
+    .await;
+    let writer = {
+        let rw = rw[3].clone();
+        tokio::spawn(async move {
+            let write = rw.write().await.unwrap(); // -2147483647
+            let path = write.node_path().to_owned();
+            write.release().await.unwrap();
+            path
+        })
+    };
+    common::eventually(10, "the second writer queued", || async {
+        rw[0].queue_len().await.unwrap() == 4
+    })
+    .await;
+    assert!(rw[4].try_write().await.unwrap().is_none());
+    r0.release().await.unwrap();
+    r1.release().await.unwrap();
+    let (write_path, read_path) = timeout(BOUND, held_rx).await.unwrap().unwrap();
+    assert_eq!(suffix(&write_path), "-2147483648");
+    assert_eq!(
+        suffix(&read_path),
+        "-2147483648",
+        "the downgrade node keeps the negative suffix"
+    );
+    // The downgraded reader holds alone; the writer behind it waits.
+    let holders: Vec<_> = rw[0]
+        .holders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, h)| (m, h.session))
+        .collect();
+    assert_eq!(holders, [(RwMode::Read, own(&sessions[2]))]);
+    assert!(!rw[0].is_write_locked().await.unwrap());
+    assert!(!writer.is_finished());
+    go_tx.send(()).unwrap();
+    timeout(BOUND, downgrader).await.unwrap().unwrap();
+    let path = timeout(BOUND, writer).await.unwrap().unwrap();
+    assert_eq!(suffix(&path), "-2147483647");
+    for s in &sessions {
+        s.close().await.unwrap();
+    }
+}

@@ -298,3 +298,145 @@ fn the_shared_server_is_shared() {
     let b = ZkServer::shared().unwrap() as *const ZkServer;
     assert_eq!(a, b);
 }
+
+// ---- Credentials -------------------------------------------------------------------------------
+//
+// With ZooKeeper's plain `digest` scheme any `user:password` is accepted as an identity (a wrong
+// password is just another identity, kept out by ACLs: see `creator_only_acl_keeps_other_sessions_out`).
+// A server answers `AuthFailed` when an authentication provider rejects the credentials: a custom
+// provider registered for the scheme (`zookeeper.authProvider.N`), SASL, or — what these tests
+// use, as it needs no code on the server — a server whose digest provider is switched off
+// (`zookeeper.DigestAuthenticationProvider.enabled=false`, ZooKeeper 3.7+): "No authentication
+// provider for scheme: digest", AuthFailed, connection closed.
+
+const PASSWORD: &str = "s3cret-pw-that-must-not-show";
+
+fn refusing_digest() -> mazurka::testkit::ZkServerBuilder {
+    ZkServer::builder().jvm_arg("-Dzookeeper.DigestAuthenticationProvider.enabled=false")
+}
+
+#[test]
+fn debug_output_never_shows_the_password() {
+    let builder = Session::builder("127.0.0.1:2181/app")
+        .digest_auth("alice", PASSWORD)
+        .acl(AclPolicy::CreatorOnly);
+    for shown in [format!("{builder:?}"), format!("{builder:#?}")] {
+        assert!(!shown.contains(PASSWORD), "the password shows: {shown}");
+        assert!(shown.contains("alice"), "{shown}");
+    }
+}
+
+/// Calls on a session whose credentials were refused: the typed error at once, naming the user
+/// and what to fix, never the password.
+async fn assert_refused_promptly(session: &Session) {
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        match session.exists("/anything").await {
+            Err(err @ Error::AuthFailed { .. }) => {
+                let message = err.to_string();
+                assert!(message.contains("alice") && message.contains("digest_auth"), "{message}");
+                assert!(!message.contains(PASSWORD), "{message}");
+                assert!(!format!("{err:?}").contains(PASSWORD));
+            }
+            other => panic!("expected AuthFailed, got {other:?}"),
+        }
+    }
+    let lock = session.lock("/l").unwrap();
+    assert!(matches!(lock.try_lock().await, Err(Error::AuthFailed { .. })));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "calls must fail at once, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(session.state(), SessionState::Closed);
+}
+
+/// Waits until `session` ended for good, then checks that it stays so: no reconnect loop (the
+/// proxy sees no new connection over a window of a few reconnect backoffs).
+async fn assert_ended_without_retrying(session: &Session, proxy: &FaultProxy) {
+    wait_state(session, SessionState::Closed).await;
+    let accepted = proxy.accepted();
+    for _ in 0..6 { tokio::time::sleep(Duration::from_millis(500)).await; eprintln!("DBG accepted {} state {:?}", proxy.accepted(), session.state()); }
+    assert_eq!(
+        proxy.accepted(),
+        accepted,
+        "the session kept reconnecting after its credentials were refused"
+    );
+    assert_refused_promptly(session).await;
+}
+
+#[tokio::test]
+async fn refused_credentials_fail_connect_with_a_typed_error_in_bounded_time() {
+    let server = refusing_digest().start().unwrap();
+    let started = std::time::Instant::now();
+    let result = timeout(
+        BOUND,
+        Session::builder(server.connect_string())
+            .digest_auth("alice", PASSWORD)
+            .session_timeout(Duration::from_secs(2))
+            .connect(),
+    )
+    .await
+    .expect("connect with refused credentials must not hang");
+    let err = result.expect_err("the server refuses the digest scheme");
+    assert!(matches!(err, Error::AuthFailed { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("alice") && message.contains("digest_auth"), "{message}");
+    assert!(!message.contains(PASSWORD), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn credentials_refused_for_a_replacement_session_end_the_session() {
+    let refusing = refusing_digest().start().unwrap();
+    let proxy = FaultProxy::start(common::server().addr()).unwrap();
+    let session = Session::builder(proxy.connect_string())
+        .digest_auth("alice", PASSWORD)
+        .session_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
+    session.exists("/").await.unwrap();
+    // From now on the only server the client reaches refuses the credentials. It does not know
+    // the session either: the client hears Expired, and Mazurka opens a new ZooKeeper session
+    // there for new work — whose authentication is refused.
+    proxy.set_upstream(refusing.addr());
+    proxy.cut();
+    proxy.heal();
+    assert_ended_without_retrying(&session, &proxy).await;
+}
+
+#[tokio::test]
+async fn credentials_refused_on_a_reconnect_of_the_same_session_end_the_session() {
+    // Sessions outlive a server restart (they are in the transaction log). Server B starts from
+    // a copy of server A's data, so it knows the session — but refuses the digest scheme: the
+    // client reconnects its session there and presents its credentials again, refused.
+    let long = |b: mazurka::testkit::ZkServerBuilder| b.max_session_timeout(Duration::from_secs(30));
+    let a = long(ZkServer::builder()).start().unwrap();
+    let b = long(refusing_digest()).start().unwrap();
+    b.stop().unwrap();
+    let proxy = FaultProxy::start(a.addr()).unwrap();
+    let session = Session::builder(proxy.connect_string())
+        .digest_auth("alice", PASSWORD)
+        .session_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    let id = session.id();
+    session.exists("/").await.unwrap();
+    a.stop().unwrap();
+    let (from, to) = (a.data_dir().join("version-2"), b.data_dir().join("version-2"));
+    std::fs::remove_dir_all(&to).unwrap();
+    std::fs::create_dir(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    proxy.set_upstream(b.addr());
+    b.restart().unwrap();
+    assert_ended_without_retrying(&session, &proxy).await;
+    assert!(
+        b.log_tail(400).contains(&format!("{id:x}")),
+        "server B should have seen session {id:#x} reconnect"
+    );
+}

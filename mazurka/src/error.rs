@@ -175,6 +175,36 @@ pub enum Error {
         path: String,
     },
 
+    /// ZooKeeper refused the session's credentials (`AuthFailed`): at connect, or when it
+    /// presented them again on a reconnect or for a replacement ZooKeeper session. The session
+    /// does not retry: it is closed for good, and every call on it returns this error.
+    #[error(
+        "ZooKeeper refused the credentials of {user} (AuthFailed); the session is closed for good. Check the user \
+         and password given to SessionBuilder::digest_auth, and that every server accepts the digest scheme \
+         (zookeeper.DigestAuthenticationProvider.enabled, zookeeper.authProvider.* settings), then connect a new \
+         session"
+    )]
+    AuthFailed {
+        /// Whose credentials: `digest user "alice"` (never the password), or `this session`
+        /// for a request that was in flight when the server refused them.
+        user: String,
+    },
+
+    /// A znode the session would have created with a restrictive [`AclPolicy`](crate::AclPolicy)
+    /// already exists with an ACL that gives someone else more than the policy does: someone
+    /// could plant or delete nodes in it behind the session's back. Nothing was created in it.
+    #[error(
+        "the znode {path:?} already exists and its ACL is weaker than this session's policy: {detail}. Delete it \
+         (or set its ACL with setAcl) as an administrator so that only this session's digest user has access, or \
+         use a path nobody else created"
+    )]
+    WeakAcl {
+        /// The pre-existing znode.
+        path: String,
+        /// Which ACL entry grants too much (or why the ACL could not be checked).
+        detail: String,
+    },
+
     /// A session could not be established or configured.
     #[error("cannot connect to ZooKeeper at {connect_string:?}: {reason}")]
     Connect {
@@ -219,7 +249,7 @@ impl Error {
     /// Whether the session used is gone for good (what it held is lost).
     #[must_use]
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::SessionLost | Error::Closed)
+        matches!(self, Error::SessionLost | Error::Closed | Error::AuthFailed { .. })
     }
 
     pub(crate) fn invalid_path(path: &str, rule: PathRule) -> Self {

@@ -40,15 +40,23 @@ enum Write {
 #[must_use = "nothing is written until .commit().await"]
 pub struct Fenced<'a> {
     session: &'a Session,
+    /// The ZooKeeper session generation of the holder's node: commits go out on it or not at all.
+    generation: u64,
     holder_node: Cow<'a, str>,
     lock_path: &'a ZnodePath,
     writes: Vec<Write>,
 }
 
 impl<'a> Fenced<'a> {
-    pub(crate) fn new(session: &'a Session, holder_node: &'a str, lock_path: &'a ZnodePath) -> Self {
+    pub(crate) fn new(
+        session: &'a Session,
+        generation: u64,
+        holder_node: &'a str,
+        lock_path: &'a ZnodePath,
+    ) -> Self {
         Fenced {
             session,
+            generation,
             holder_node: Cow::Borrowed(holder_node),
             lock_path,
             writes: Vec::new(),
@@ -59,11 +67,13 @@ impl<'a> Fenced<'a> {
     /// later, as an exclusive lock's node does across a condition wait).
     pub(crate) fn with_holder_node(
         session: &'a Session,
+        generation: u64,
         holder_node: String,
         lock_path: &'a ZnodePath,
     ) -> Self {
         Fenced {
             session,
+            generation,
             holder_node: Cow::Owned(holder_node),
             lock_path,
             writes: Vec::new(),
@@ -143,6 +153,12 @@ impl<'a> Fenced<'a> {
     /// Not cancel safe in outcome: once sent, dropping the future does not stop the commit, and
     /// whether it applied is then unknown.
     pub async fn commit(self) -> Result<()> {
+        // A hold the client's own clock counts as lost sends nothing: the server may already have
+        // given the lock to someone else (its check would refuse the batch, but only if the
+        // node is gone by then — not while the server still waits out the session).
+        if !self.session.holds(self.generation) {
+            return Err(Error::SessionLost);
+        }
         let mut ops = Vec::with_capacity(self.writes.len() + 1);
         ops.push(MultiOp::Check {
             path: &self.holder_node,

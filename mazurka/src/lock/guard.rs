@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::fence::Fenced;
 use super::mutex::{DistributedLock, Holding, HoldingPhase, Release};
 use super::recipe::OwnEvent;
+use super::reentry::scope;
 use crate::error::{Error, Result};
 use crate::session::{NodeEvent, SessionState};
 
@@ -72,7 +73,7 @@ impl LockGuard {
 
     /// Whether the hold is still valid, as far as this process can tell without a request.
     pub fn state(&self) -> HoldState {
-        if self.holding.is_lost() {
+        if !self.holding.lock.inner.session.holds(self.holding.generation) {
             return HoldState::Lost;
         }
         match self.holding.phase() {
@@ -159,9 +160,45 @@ impl LockGuard {
     pub fn fenced(&self) -> Fenced<'_> {
         Fenced::with_holder_node(
             &self.holding.lock.inner.session,
+            self.holding.generation,
             self.holding.node().path.clone(),
             &self.holding.lock.inner.path,
         )
+    }
+
+    /// Runs `body` inside the scope of this hold: there, [`DistributedLock::lock`] (and
+    /// `try_lock`, `lock!`) of the same lock re-enters this acquisition — a further guard, no
+    /// request — as code nested in a critical section expects. Outside every scope, `lock()`
+    /// queues even in the task that holds the lock, because a future of the same task may be a
+    /// concurrently running sibling (see
+    /// [re-entry](DistributedLock#re-entry-is-scoped-to-the-future-that-holds)).
+    ///
+    /// Everything `body` runs inline is in the scope, including futures it runs concurrently (a
+    /// `join!` inside it shares the hold: they are part of the holder). Tasks it spawns are not.
+    /// The returned future does not borrow the guard: the guard stays usable (for instance by a
+    /// [`Condition::wait`](super::Condition::wait) inside `body`), and may even be released
+    /// there; `lock()` in the scope of a hold that is gone is a new acquisition
+    /// ([`Error::SessionLost`] if the hold was lost).
+    ///
+    /// ```no_run
+    /// # async fn demo(lock: &mazurka::DistributedLock) -> mazurka::Result<()> {
+    /// let guard = lock.lock().await?;
+    /// let nested = guard
+    ///     .scope(async {
+    ///         let again = lock.lock().await?; // re-entry: same node, same token
+    ///         assert_eq!(lock.hold_count(), 2);
+    ///         again.release().await
+    ///     })
+    ///     .await;
+    /// guard.release().await?;
+    /// # nested }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe if `body` is: dropping the returned future drops `body`, and the scope ends
+    /// with it.
+    pub fn scope<F: std::future::Future>(&self, body: F) -> impl std::future::Future<Output = F::Output> {
+        scope::run(scope::Held::Lock(self.holding.clone()), body)
     }
 
     /// The acquisition this guard holds a hold of.

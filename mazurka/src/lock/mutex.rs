@@ -1,4 +1,5 @@
-//! The distributed reentrant lock: ZooKeeper's "Locks" recipe, reentrant per task.
+//! The distributed reentrant lock: ZooKeeper's "Locks" recipe, reentrant within the scope of
+//! the future that holds it (see [`super::reentry`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use super::guard::LockGuard;
 use super::holder::HolderInfo;
 use super::owner::Owner;
 use super::recipe::{self, Enqueued, Entry, Node, Turn};
-use super::reentry::{recent, FastHolds};
+use super::reentry::{scope, FastHolds};
 use crate::error::{Error, Result};
 use crate::path::ZnodePath;
 use crate::session::Session;
@@ -44,9 +45,9 @@ impl std::future::Future for Locking<'_> {
     ) -> std::task::Poll<Result<LockGuard>> {
         let this = self.get_mut();
         if let Locking::Start(lock) = *this {
-            // The owner is whoever polls: decided here, not when the future was made.
-            let owner = Owner::current();
-            if let Some(guard) = lock.reenter(owner) {
+            // Whether the caller runs in a hold's scope is decided here, when it polls, not when
+            // the future was made.
+            if let Some(guard) = lock.reenter() {
                 *this = Locking::Done;
                 return std::task::Poll::Ready(Ok(guard));
             }
@@ -308,9 +309,6 @@ impl Holding {
 /// A distributed, reentrant, fair (FIFO) mutual-exclusion lock on a znode path — a
 /// `java.util.concurrent.locks.ReentrantLock` across processes.
 ///
-/// Ownership is per tokio task (per thread outside a task): the owner may lock again without a
-/// round trip; other tasks of this process queue like other processes do.
-///
 /// ```no_run
 /// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
 /// let lock = session.lock("/locks/jobs")?;
@@ -319,6 +317,41 @@ impl Holding {
 /// guard.release().await?; // or just drop it: released in the background
 /// # Ok(()) }
 /// ```
+///
+/// # Re-entry is scoped to the future that holds
+///
+/// A hold is re-entered — a further guard of the same acquisition, no request — by code that runs
+/// **inside its scope**: the block of a [`lock!`](crate::lock!), or a future run with
+/// [`LockGuard::scope`]. Everywhere else, `lock()` is a new acquisition that queues like another
+/// process's, *also in the task that holds the lock*: a tokio task runs many futures at once
+/// (`join!`, `select!`, `FuturesUnordered`), and a future that merely shares the holder's task
+/// must not share its hold — the two would run interleaved critical sections, neither knowing
+/// it. So sibling futures exclude each other, and code nested in a hold but *outside* its scope
+/// waits for that hold like any non-reentrant lock would (forever, if the holder waits for it):
+/// run such code in the guard's scope.
+///
+/// ```no_run
+/// # async fn demo(lock: &mazurka::DistributedLock) -> mazurka::Result<()> {
+/// async fn bump(lock: &mazurka::DistributedLock) -> mazurka::Result<()> {
+///     let guard = lock.lock().await?; // re-enters when called inside a scope of the hold
+///     // ...
+///     guard.release().await
+/// }
+/// let guard = lock.lock().await?;
+/// guard.scope(bump(lock)).await?; // nested: re-enters the hold (no request)
+/// // Concurrent: the two `bump`s queue behind `guard` (and behind each other) like other processes.
+/// let (a, b) = tokio::join!(bump(lock), bump(lock));
+/// # let _ = (a, b); Ok(()) }
+/// ```
+///
+/// Futures that a scope's own future runs concurrently (a `join!` inside the block) are part of
+/// the holder and share its hold, knowingly. A scope lasts as long as its future, wherever it is
+/// polled (a scope future may even be spawned on another task); it does not outlive its hold: a
+/// hold released, ended by a [`Condition`](super::Condition) wait, or lost makes `lock()` inside
+/// its scope a new acquisition (or [`Error::SessionLost`] for a lost one). Outside every scope,
+/// [`DistributedLock::hold_count`], [`DistributedLock::unlock`] and the checks of
+/// [`Condition`](super::Condition) count the holds of the caller's task; inside a scope, those of
+/// the scope's acquisition.
 #[derive(Debug, Clone)]
 pub struct DistributedLock {
     // One allocation shared by clones and guards: a guard costs one reference count.
@@ -367,10 +400,14 @@ impl DistributedLock {
         &self.inner.path
     }
 
-    /// Acquires the lock, waiting as long as it takes.
+    /// Acquires the lock, waiting as long as it takes. Inside the scope of a live hold of this lock
+    /// (a `lock!` block, [`LockGuard::scope`]) it re-enters that hold at once, with no request;
+    /// anywhere else it queues, even when the caller's task holds the lock (see
+    /// [re-entry](DistributedLock#re-entry-is-scoped-to-the-future-that-holds)).
     ///
     /// # Errors
-    /// [`Error::SessionLost`] if the session expires while waiting (never a guard then);
+    /// [`Error::SessionLost`] if the session expires while waiting (never a guard then), or if
+    /// called in the scope of a hold that was lost;
     /// [`Error::LockNodeDeleted`] if someone else deletes this contender's node while it waits;
     /// [`Error::PermissionDenied`], [`Error::Closed`], or a ZooKeeper error.
     ///
@@ -405,16 +442,21 @@ impl DistributedLock {
     }
 
     async fn acquire(&self, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
-        // The owner is whoever polls: decided here, not when the future was made.
-        let owner = Owner::current();
-        if let Some(guard) = self.reenter(owner) {
+        // The scope and the owner are whoever polls: decided here, not when the future was made.
+        if let Some(guard) = self.reenter() {
             return Ok(Some(guard));
         }
+        let owner = Owner::current();
         // The queue's state machine is large; boxed, it costs the reentrant path nothing.
         Box::pin(self.enqueue(owner, deadline)).await
     }
 
     async fn enqueue(&self, owner: Owner, deadline: Option<Instant>) -> Result<Option<LockGuard>> {
+        // Inside the scope of a hold that was lost, the block's critical section is over: say so
+        // rather than start another one in the middle of it.
+        if scope::lock_holding(&self.inner.local).is_some_and(|h| h.is_lost()) {
+            return Err(Error::SessionLost);
+        }
         Ok(self
             .contend(deadline)
             .await?
@@ -433,44 +475,55 @@ impl DistributedLock {
                 return Ok(None);
             }
         }
-        // A node of a session that is gone is no lock: never hand it out.
-        match contender.into_node() {
-            Some(node) if self.inner.session.is_valid(node.generation) => Ok(Some(node)),
-            _ => Err(Error::SessionLost),
+        // A node of a session that is gone is no lock: never hand it out (dropping the contender
+        // removes the node, should the server still keep it).
+        if !contender.node().is_some_and(|n| self.inner.session.holds(n.generation)) {
+            return Err(Error::SessionLost);
         }
+        contender.into_node().map(Some).ok_or(Error::SessionLost)
     }
 
-    /// A further hold for an owner that already holds the lock (no request). Lock-free when
-    /// this thread remembers the acquisition and its holds are a plain stack; see
-    /// [`super::reentry`].
+    /// A further hold for code that runs in the scope of a live acquisition (no request): see
+    /// [`super::reentry`]. Lock-free while its holds are a plain stack. `None` outside every
+    /// scope of one: the caller then queues like any contender.
     #[inline]
-    fn reenter(&self, owner: Owner) -> Option<LockGuard> {
-        if let Some(holding) = recent::lookup(&self.inner.local) {
-            if holding.owner == owner && !holding.is_lost() {
-                if let Some(id) = holding.fast.try_enter() {
-                    return Some(LockGuard::new(holding, id));
-                }
+    fn reenter(&self) -> Option<LockGuard> {
+        let holding = scope::lock_holding(&self.inner.local)?;
+        if !holding.is_lost() {
+            if let Some(id) = holding.fast.try_enter() {
+                return Some(LockGuard::new(holding, id));
             }
         }
-        self.reenter_locked(owner)
+        self.reenter_locked(holding)
     }
 
     #[inline(never)]
-    fn reenter_locked(&self, owner: Owner) -> Option<LockGuard> {
+    fn reenter_locked(&self, holding: Arc<Holding>) -> Option<LockGuard> {
         let mut held = self.inner.local.held();
-        let h = held.as_mut().filter(|h| h.holding.owner == owner)?;
+        // Only while it is the current acquisition: a scope outlives a hold that was released,
+        // lost, or ended by a condition wait.
+        let h = held.as_mut().filter(|h| Arc::ptr_eq(&h.holding, &holding))?;
         if h.holding.is_lost() {
             return None;
         }
         let id = h.enter();
-        recent::remember(&self.inner.local, &h.holding);
-        Some(LockGuard::new(h.holding.clone(), id))
+        Some(LockGuard::new(holding, id))
+    }
+
+    /// The acquisition whose holds the caller counts as its own: the one whose scope it runs in,
+    /// else (outside every scope) the one its task made.
+    fn owned<'a>(&self, held: &'a mut Option<Held>) -> Option<&'a mut Held> {
+        let h = held.as_mut()?;
+        let mine = match scope::lock_holding(&self.inner.local) {
+            Some(scoped) if Arc::ptr_eq(&scoped, &h.holding) => true,
+            _ => h.holding.owner == Owner::current(),
+        };
+        mine.then_some(h)
     }
 
     fn install(&self, owner: Owner, node: Node) -> LockGuard {
         let holding = Arc::new(Holding::new(self.clone(), owner, node));
         let guard = LockGuard::new(holding.clone(), 0);
-        recent::remember(&self.inner.local, &holding);
         let mut held = self.inner.local.held();
         // A lost acquisition still listed: its fast path must not outlive its listing.
         if let Some(mut old) = held.take() {
@@ -485,8 +538,9 @@ impl DistributedLock {
         guard
     }
 
-    /// Releases the innermost hold of the current task, like `ReentrantLock::unlock`. The guard of
-    /// that hold becomes inert. Prefer dropping or releasing guards.
+    /// Releases the innermost hold of the caller (of the acquisition whose scope it runs in, else
+    /// of its task's), like `ReentrantLock::unlock`. The guard of that hold becomes inert. Prefer
+    /// dropping or releasing guards.
     ///
     /// # Errors
     /// [`Error::NotHeld`] if the current task holds no hold of this lock; as
@@ -495,10 +549,9 @@ impl DistributedLock {
     /// # Cancel safety
     /// The hold is released when first polled; only the wait for the server's reply is cancelled.
     pub async fn unlock(&self) -> Result<()> {
-        let owner = Owner::current();
         let innermost = {
             let mut held = self.inner.local.held();
-            held.as_mut().filter(|h| h.holding.owner == owner).and_then(|h| {
+            self.owned(&mut held).and_then(|h| {
                 h.freeze();
                 let id = *h.holds.last()?;
                 // That hold's guard lives on, inert: its id must never be reused.
@@ -570,14 +623,12 @@ impl DistributedLock {
         }
     }
 
-    /// Whether `holding` is the current task's live acquisition of this lock, with hold `id`.
+    /// Whether `holding` is the caller's live acquisition of this lock (see `owned`), with hold
+    /// `id`.
     pub(crate) fn holds(&self, holding: &Arc<Holding>, id: u64) -> bool {
-        let owner = Owner::current();
-        self.inner
-            .local
-            .held()
-            .as_ref()
-            .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding) && h.has(id))
+        let mut held = self.inner.local.held();
+        self.owned(&mut held)
+            .is_some_and(|h| Arc::ptr_eq(&h.holding, holding) && h.has(id))
             && !holding.is_lost()
     }
 
@@ -589,12 +640,11 @@ impl DistributedLock {
     /// [`Error::NotHeld`] unless `holding` is the current task's live acquisition;
     /// [`Error::SessionLost`] if it was lost.
     pub(crate) fn park(&self, holding: &Arc<Holding>) -> Result<Release> {
-        let owner = Owner::current();
         let node = {
             let mut held = self.inner.local.held();
-            if !held
-                .as_ref()
-                .is_some_and(|h| h.holding.owner == owner && Arc::ptr_eq(&h.holding, holding))
+            if !self
+                .owned(&mut held)
+                .is_some_and(|h| Arc::ptr_eq(&h.holding, holding))
             {
                 return Err(self.not_held());
             }
@@ -696,18 +746,17 @@ impl DistributedLock {
         Err(self.not_held())
     }
 
-    /// How many holds the current task has (0 if it does not own the lock).
+    /// How many holds the caller has: those of the acquisition whose scope it runs in (see
+    /// [`LockGuard::scope`]), else, outside every scope, those of the acquisition its task made;
+    /// 0 if none (or lost).
     pub fn hold_count(&self) -> usize {
-        let owner = Owner::current();
-        self.inner
-            .local
-            .held()
-            .as_ref()
-            .filter(|h| h.holding.owner == owner && !h.holding.is_lost())
-            .map_or(0, Held::count)
+        let mut held = self.inner.local.held();
+        self.owned(&mut held)
+            .filter(|h| !h.holding.is_lost())
+            .map_or(0, |h| h.count())
     }
 
-    /// Whether the current task holds the lock.
+    /// Whether the caller holds the lock, as [`DistributedLock::hold_count`] counts.
     pub fn is_held_by_current_task(&self) -> bool {
         self.hold_count() > 0
     }

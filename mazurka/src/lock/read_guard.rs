@@ -68,6 +68,21 @@ impl ReadGuard {
         self.hold.fenced()
     }
 
+    /// Runs `body` inside the scope of this read hold: there, [`DistributedRwLock::read`] re-enters
+    /// this hold (no request) and [`DistributedRwLock::write`] is refused with
+    /// [`UpgradeWouldDeadlock`](crate::Error::UpgradeWouldDeadlock), as for code nested in a read
+    /// hold. Futures of the holder's task share its read hold anyway; a scope matters for a read
+    /// hold taken by a downgrade while the write hold lasts (only its scopes share it), and for
+    /// code run on another task. Everything `body` runs inline is in the scope; tasks it spawns
+    /// are not. The returned future does not borrow the guard.
+    ///
+    /// # Cancel safety
+    /// Cancel safe if `body` is: dropping the returned future drops `body`, and the scope ends
+    /// with it.
+    pub fn scope<F: std::future::Future>(&self, body: F) -> impl std::future::Future<Output = F::Output> {
+        self.hold.scope(body)
+    }
+
     /// Releases this hold and waits for the server to confirm when it was the last one.
     ///
     /// # Errors

@@ -127,13 +127,22 @@ impl std::fmt::Debug for OwnWatch {
 enum Progress {
     /// No create request sent yet.
     Idle,
-    /// A create was sent whose outcome we do not know (in flight, or its reply was lost).
-    Sent,
+    /// A create was sent on ZooKeeper session generation `.0` whose outcome we do not know (in
+    /// flight, or its reply was lost).
+    Sent(u64),
     /// Our node exists.
     Created(Node),
     /// Handed over (to a guard) or cleaned up: nothing to do on drop.
     Done,
 }
+
+/// A fresh contender marker.
+fn new_marker() -> String {
+    format!("{MARKER_PREFIX}{:032x}", rand::random::<u128>())
+}
+
+/// How many times a contender makes the lock directory when its create finds it missing.
+const DIR_ATTEMPTS: usize = 5;
 
 /// How many blocking nodes a waiter watches at most (see `Enqueued::wait_turn`).
 const WATCH_AHEAD: usize = 4;
@@ -192,7 +201,7 @@ impl Enqueued {
             session: session.clone(),
             dir: dir.to_owned(),
             kind,
-            marker: format!("{MARKER_PREFIX}{:032x}", rand::random::<u128>()),
+            marker: new_marker(),
             progress: Progress::Idle,
             listed: None,
             relist: false,
@@ -222,16 +231,24 @@ impl Enqueued {
     /// server runs a session's requests in order, so the listing includes our node, and the
     /// uncontended case costs one round trip less.
     pub(crate) async fn create(&mut self, data: &[u8]) -> Result<()> {
-        let prefix = format!("{}/{}-{}-", self.dir, self.marker, self.kind);
-        let mut dir_made = false;
+        let mut dirs_made = 0;
         loop {
-            let generation = self.session.generation();
-            self.progress = Progress::Sent;
-            let (created, listed) = tokio::join!(
-                self.session
-                    .create(&prefix, data, CreateMode::EphemeralSequential),
-                self.session.children(&self.dir),
-            );
+            let prefix = format!("{}/{}-{}-", self.dir, self.marker, self.kind);
+            self.progress = Progress::Sent(self.session.generation());
+            // One session, create first: a listing that ran first (or on a replacement session)
+            // would miss our node and read as "deleted by someone else".
+            let (generation, created, listed) = match self
+                .session
+                .create_then_list(&prefix, data, CreateMode::EphemeralSequential, &self.dir)
+                .await
+            {
+                Ok(sent) => sent,
+                Err(err) => {
+                    self.progress = Progress::Idle; // nothing was sent
+                    return Err(err);
+                }
+            };
+            self.progress = Progress::Sent(generation);
             match created {
                 Ok(created) => {
                     self.listed = listed.ok();
@@ -247,18 +264,25 @@ impl Enqueued {
                     });
                     return Ok(());
                 }
+                // The directory is missing — or was a container the server reaped between our
+                // `ensure_path` and the create, when the last contender left: make it again.
                 Err(Error::ZooKeeper {
                     code: ZkErrorCode::NoNode,
                     ..
-                }) if !dir_made => {
+                }) if dirs_made < DIR_ATTEMPTS => {
                     self.progress = Progress::Idle;
                     self.session.ensure_path(&self.dir, CreateMode::Container).await?;
-                    dir_made = true;
+                    dirs_made += 1;
                 }
                 Err(err) if err.is_retryable() => {
                     if let Some(node) = self.find_by_marker(generation).await? {
                         self.progress = Progress::Created(node);
                         return Ok(());
+                    }
+                    if self.lost(generation) {
+                        // A node that create made (if any) may outlive this attempt a little
+                        // (until the server ends that session): a new marker never adopts it.
+                        self.marker = new_marker();
                     }
                 }
                 Err(err) => {
@@ -270,9 +294,23 @@ impl Enqueued {
     }
 
     /// After a create whose reply was lost: our node, if the create was applied.
+    ///
+    /// A `sync` goes first: on an ensemble the create may still be on its way to the leader
+    /// through the server we lost, and a listing from another server could miss it — leaving a
+    /// node of ours ahead of us that nobody would ever delete. Once the session has moved to the
+    /// new server, the leader refuses what the old one still forwards, and the sync makes the new
+    /// server catch up with everything ordered before it.
     async fn find_by_marker(&self, generation: u64) -> Result<Option<Node>> {
         loop {
-            match self.session.children(&self.dir).await {
+            if self.lost(generation) {
+                // Whatever the create made goes with that session: create again on the next one.
+                return Ok(None);
+            }
+            let listed = match self.session.sync(&self.dir).await {
+                Ok(()) => self.session.children(&self.dir).await,
+                Err(err) => Err(err),
+            };
+            match listed {
                 Ok(children) => {
                     let Some(name) = children.into_iter().find(|c| c.starts_with(&self.marker)) else {
                         return Ok(None);
@@ -354,44 +392,46 @@ impl Enqueued {
             };
             let complete = all.is_some();
             let watched = all.unwrap_or_else(|| vec![entries[blocking].clone()]);
-            // Taking the turn without listing again is sound only while our own node exists:
-            // someone else may delete it, and nothing ahead would tell. Its watch rides in the
-            // same round trip as the others.
-            let mine = complete.then_some(&node);
-            match self
-                .watch_until_gone(&watched, mine, node.generation, deadline)
-                .await?
-            {
-                // (`watch_until_gone` checked the session is still the node's.)
-                Waited::AllGone if complete => return Ok(Turn::Acquired),
+            match self.watch_until_gone(&watched, node.generation, deadline).await? {
+                Waited::AllGone if complete => {
+                    if self.still_mine(&node).await? {
+                        return Ok(Turn::Acquired);
+                    }
+                }
                 Waited::AllGone | Waited::Look => {}
                 Waited::TimedOut => return Ok(Turn::TimedOut),
             }
         }
     }
 
+    /// After the last node ahead went, without listing again: whether the turn is really ours.
+    ///
+    /// The deletion events may have waited in the socket while this process was paused (or its
+    /// runtime blocked) past the session's expiry — the server deleted our node too, and may
+    /// have handed the lock to someone else. So the turn is taken only on the server's word, on
+    /// the node's own session and after those events, that our node still exists. The same
+    /// request leaves the watch on it that the holder's [`lost`](super::LockGuard::lost) needs.
+    /// `false`: list again (which says whether the node was deleted or the session lost).
+    async fn still_mine(&self, node: &Node) -> Result<bool> {
+        match self.session.exists_and_watch_on(&node.path, node.generation).await {
+            Ok((Some(_), watch)) => {
+                node.own_watch.arm(Box::pin(watch.changed()));
+                Ok(true)
+            }
+            Ok((None, _)) => Ok(false),
+            Err(Error::SessionLost) => Err(Error::SessionLost),
+            Err(err) if err.is_retryable() => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Watches `nodes` until every one is deleted (`AllGone`), something else happens that
-    /// needs a fresh listing (`Look`), the session is lost, or the deadline passes. With `mine`
-    /// (our own node), any change of it — a deletion by someone else — is a `Look`, and on
-    /// `AllGone` its watch is armed in the node for the holder.
-    async fn watch_until_gone(
-        &self,
-        nodes: &[Entry],
-        mine: Option<&Node>,
-        generation: u64,
-        deadline: Option<Instant>,
-    ) -> Result<Waited> {
+    /// needs a fresh listing (`Look`), the session is lost, or the deadline passes.
+    async fn watch_until_gone(&self, nodes: &[Entry], generation: u64, deadline: Option<Instant>) -> Result<Waited> {
         // The watches are set together: one round trip for all.
         let paths: Vec<String> = nodes.iter().map(|e| format!("{}/{}", self.dir, e.name)).collect();
-        let (set, own) = tokio::join!(
-            futures_util::future::join_all(paths.iter().map(|p| self.session.exists_and_watch(p))),
-            async {
-                match mine {
-                    Some(node) => Some(self.session.exists_and_watch(&node.path).await),
-                    None => None,
-                }
-            },
-        );
+        let set =
+            futures_util::future::join_all(paths.iter().map(|p| self.session.exists_and_watch(p))).await;
         let mut pending = futures_util::stream::FuturesUnordered::new();
         for watch in set {
             match watch {
@@ -401,14 +441,6 @@ impl Enqueued {
                 Err(err) => return Err(err),
             }
         }
-        let mut own: Option<OwnEvent> = match own {
-            None => None,
-            Some(Ok((Some(_), watch))) => Some(Box::pin(watch.changed())),
-            // Gone already: the listing will say why.
-            Some(Ok((None, _))) => return Ok(Waited::Look),
-            Some(Err(err)) if err.is_retryable() => return Ok(Waited::Look),
-            Some(Err(err)) => return Err(err),
-        };
         let mut states = self.session.states();
         let lost = states.rx.wait_for(|s| {
             s.generation != generation || matches!(s.state, SessionState::Lost | SessionState::Closed)
@@ -428,27 +460,12 @@ impl Enqueued {
                 return Err(Error::SessionLost);
             }
             if pending.is_empty() {
-                if let (Some(node), Some(own)) = (mine, own) {
-                    node.own_watch.arm(own);
-                }
                 return Ok(Waited::AllGone);
             }
-            let own_changed = async {
-                match own.as_mut() {
-                    Some(event) => event.as_mut().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 // Loss first: a deletion that arrives with it must not hand out the lock.
                 biased;
                 _ = &mut lost => return Err(Error::SessionLost),
-                // Then our own node: the server sends events in order, so a deletion of ours that
-                // came before the last one ahead is seen before it.
-                event = own_changed => match event {
-                    NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),
-                    _ => return Ok(Waited::Look),
-                },
                 Some(event) = futures_util::StreamExt::next(&mut pending) => match event {
                     NodeEvent::Deleted => {}
                     NodeEvent::SessionEnded if self.lost(generation) => return Err(Error::SessionLost),
@@ -505,11 +522,11 @@ impl Enqueued {
                     settle_delete(&owned, &node.path, node.generation, first.await).await
                 })
             }
-            Progress::Sent => {
+            Progress::Sent(generation) => {
                 let (owned, dir, marker) = (session.clone(), self.dir.clone(), self.marker.clone());
                 session
                     .runtime()
-                    .spawn(async move { sweep(&owned, &dir, &marker).await })
+                    .spawn(async move { sweep(&owned, &dir, &marker, generation).await })
             }
             Progress::Idle | Progress::Done => return Ok(()),
         };
@@ -523,11 +540,15 @@ impl Enqueued {
 /// How long past a `try_lock_for` deadline a contender may take when the server is unreachable.
 pub(crate) const UNREACHABLE_GRACE: Duration = Duration::from_secs(5);
 
-/// Deletes every node of `dir` carrying `marker` (a create whose outcome we never learnt),
-/// retrying through connection hiccups.
-async fn sweep(session: &Session, dir: &str, marker: &str) -> Result<()> {
-    let generation = session.generation();
+/// Deletes every node of `dir` carrying `marker` (a create sent on ZooKeeper session
+/// `generation` whose outcome we never learnt), retrying through connection hiccups — until that
+/// session is lost, which takes its ephemeral nodes with it.
+async fn sweep(session: &Session, dir: &str, marker: &str, generation: u64) -> Result<()> {
     for _ in 0..CLEANUP_ROUNDS {
+        // Lost, and no newer session yet on which the create could have gone instead.
+        if !session.is_valid(generation) && session.generation() == generation {
+            return Ok(());
+        }
         let children = match session.children(dir).await {
             Ok(children) => children,
             Err(Error::ZooKeeper {
@@ -612,10 +633,10 @@ impl Drop for Enqueued {
             Progress::Created(node) => {
                 remove_in_background(&self.session, &node.path, node.generation, "abandoned lock node");
             }
-            Progress::Sent => {
+            Progress::Sent(generation) => {
                 let (session, dir, marker) = (self.session.clone(), self.dir.clone(), self.marker.clone());
                 self.session.runtime().spawn(async move {
-                    if let Err(err) = sweep(&session, &dir, &marker).await {
+                    if let Err(err) = sweep(&session, &dir, &marker, generation).await {
                         tracing::warn!(%err, dir, "could not sweep an abandoned lock node");
                     }
                 });

@@ -1,18 +1,27 @@
-//! Lock-free re-entry: how the owner of a [`DistributedLock`](super::DistributedLock) takes and
-//! gives back nested holds without taking the lock path's mutex.
+//! Re-entry: who may take a further hold of an acquisition without a request, and how the owner
+//! of a [`DistributedLock`](super::DistributedLock) does it without taking the lock path's mutex.
 //!
-//! Two pieces, both about that one path:
+//! **Re-entry is scoped to the future that holds.** A hold is re-entered only by code that runs
+//! inside its scope: the block of a `lock!`, or the future given to [`LockGuard::scope`]
+//! (and the rwlock guards' `scope`). Holds were once re-entered by anything the owning tokio
+//! task ran; but one task runs many futures at once (`join!`, `select!`, `FuturesUnordered`), and
+//! a sibling future that locked while another held was handed the same hold: two interleaved
+//! critical sections, neither told. Nothing in a task tells a nested call from a sibling's (they
+//! share the task id and even the waker), so the holder says where its code runs instead, the way
+//! `dosync` scopes its transaction. Outside every scope of a hold, `lock()` is a new acquisition
+//! and queues like another task's (so siblings exclude each other, and nested code outside a
+//! scope waits for its own hold, as with any non-reentrant lock).
+//!
+//! Three pieces:
+//! - [`scope`]: the scopes the calling code runs in, a per-thread stack that each scope's future
+//!   pushes itself onto for the length of each of its polls (as tokio's task-locals do). Looking
+//!   it up also finds the acquisition, so re-entry needs no other lookup.
 //! - [`FastHolds`], one atomic per acquisition: while its `FAST` bit is set the holds are
 //!   exactly the ids `0..count` (a stack), so a nested hold is one compare-and-swap and so is
 //!   giving back the innermost one. Anything else — an out-of-order release, `unlock()`, the
 //!   last hold, a condition wait — turns the bit off under the mutex first (`freeze`) and then
 //!   works on the exact list of ids kept there, as the slow path always did.
-//! - a per-thread memory of the most recent acquisition ([`recent`]), held weakly, so the owner
-//!   finds its acquisition without the mutex. Upgrading the weak reference is also what gives
-//!   the new guard its strong one: the lookup costs no extra atomic operation. It remembers one
-//!   lock per thread: a thread alternating between two locks re-enters through the mutex (as
-//!   fast as before this path existed), and a stale entry keeps one released holding's memory,
-//!   not its contents, until it is replaced.
+//! - the guard's reference to the acquisition (one reference count up and down).
 //!
 //! An acquisition that ever saw `unlock()` stays on the mutex path: the guard of the hold it gave
 //! up lives on, inert, with an id that must never be handed out again.
@@ -20,6 +29,8 @@
 //! Java's `ReentrantLock` and Curator's `InterProcessMutex` spend two atomic operations on a
 //! nested acquire and release; this path spends four (the guard's reference count is the other
 //! two, the price of a `'static` guard).
+//!
+//! [`LockGuard::scope`]: super::LockGuard::scope
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -104,59 +115,122 @@ impl FastHolds {
     }
 }
 
-/// The calling thread's most recent acquisition, looked up without a lock.
-pub(crate) mod recent {
+/// The scopes of holds the calling code runs in (see the module docs).
+pub(crate) mod scope {
     use std::cell::RefCell;
-    use std::sync::{Arc, Weak};
+    use std::future::Future;
+    use std::sync::Arc;
 
     use crate::lock::mutex::{Holding, Local};
+    use crate::lock::rwlock::{RwHolding, RwLocal};
 
-    struct Recent {
-        /// The address of the lock path's shared state, as its identity. A live holding keeps
-        /// its `Local` alive, so a successful upgrade means the address was not reused.
-        local: usize,
-        holding: Weak<Holding>,
+    /// The acquisition a scope belongs to.
+    #[derive(Debug, Clone)]
+    pub(crate) enum Held {
+        Lock(Arc<Holding>),
+        Rw(Arc<RwHolding>),
+    }
+
+    #[derive(Debug)]
+    struct Frame {
+        held: Held,
+        /// The task that polls the scope. A future polled inside a scope's poll on behalf of
+        /// another task (a `LocalSet` run from the block, say) is not part of the block.
+        task: Option<tokio::task::Id>,
     }
 
     thread_local! {
-        static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+        /// The scopes being polled on this thread, innermost last.
+        static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
     }
 
-    fn key(local: &Arc<Local>) -> usize {
-        Arc::as_ptr(local) as usize
+    /// Runs `body` inside the scope of `held`: each poll of it pushes the scope and pops it again
+    /// (also when the body panics).
+    pub(crate) fn run<F: Future>(held: Held, body: F) -> impl Future<Output = F::Output> {
+        async move {
+            let mut body = std::pin::pin!(body);
+            std::future::poll_fn(move |cx| {
+                let _entered = Entered::push(&held);
+                body.as_mut().poll(cx)
+            })
+            .await
+        }
     }
 
-    /// The acquisition this thread last remembered for `local`, if it still exists.
+    /// A pushed scope, popped on drop.
+    struct Entered {
+        pushed: bool,
+    }
+
+    impl Entered {
+        fn push(held: &Held) -> Entered {
+            let frame = Frame {
+                held: held.clone(),
+                task: tokio::task::try_id(),
+            };
+            // During thread teardown there is nothing to run a scope for; the body then runs
+            // outside it (it re-enters nothing, which is safe).
+            let pushed = FRAMES
+                .try_with(|frames| frames.try_borrow_mut().map(|mut f| f.push(frame)).is_ok())
+                .unwrap_or(false);
+            Entered { pushed }
+        }
+    }
+
+    impl Drop for Entered {
+        fn drop(&mut self) {
+            if self.pushed {
+                let _ = FRAMES.try_with(|frames| {
+                    if let Ok(mut frames) = frames.try_borrow_mut() {
+                        frames.pop();
+                    }
+                });
+            }
+        }
+    }
+
+    /// The innermost frame of this task that `pick` accepts, mapped by it.
     #[inline]
-    pub(crate) fn lookup(local: &Arc<Local>) -> Option<Arc<Holding>> {
-        let key = key(local);
-        RECENT
-            .try_with(|recent| {
-                let recent = recent.try_borrow().ok()?;
-                let recent = recent.as_ref().filter(|r| r.local == key)?;
-                recent.holding.upgrade()
+    fn innermost<T>(mut pick: impl FnMut(&Held) -> Option<T>) -> Option<T> {
+        FRAMES
+            .try_with(|frames| {
+                let frames = frames.try_borrow().ok()?;
+                if frames.is_empty() {
+                    return None;
+                }
+                let task = tokio::task::try_id();
+                frames
+                    .iter()
+                    .rev()
+                    .filter(|f| f.task == task)
+                    .find_map(|f| pick(&f.held))
             })
             .ok()
             .flatten()
     }
 
-    /// Remembers `holding` as this thread's most recent acquisition of `local`.
-    pub(crate) fn remember(local: &Arc<Local>, holding: &Arc<Holding>) {
-        let key = key(local);
-        // During thread teardown there is nothing to remember for.
-        let _ = RECENT.try_with(|recent| {
-            if let Ok(mut recent) = recent.try_borrow_mut() {
-                let known = recent.as_ref().is_some_and(|r| {
-                    r.local == key && std::ptr::eq(r.holding.as_ptr(), Arc::as_ptr(holding))
-                });
-                if !known {
-                    *recent = Some(Recent {
-                        local: key,
-                        holding: Arc::downgrade(holding),
-                    });
+    /// The acquisition of the exclusive lock `local` whose scope the caller runs in, if any.
+    #[inline]
+    pub(crate) fn lock_holding(local: &Arc<Local>) -> Option<Arc<Holding>> {
+        innermost(|held| match held {
+            Held::Lock(h) if Arc::ptr_eq(&h.lock.inner.local, local) => Some(h.clone()),
+            _ => None,
+        })
+    }
+
+    /// The acquisitions of the read-write lock `local` whose scopes the caller runs in: every one
+    /// of them, innermost first (a write holder's read hold is in scope with its write hold).
+    pub(crate) fn rw_holdings(local: &Arc<RwLocal>) -> Vec<Arc<RwHolding>> {
+        let mut found = Vec::new();
+        innermost::<()>(|held| {
+            if let Held::Rw(h) = held {
+                if h.is_of(local) {
+                    found.push(h.clone());
                 }
             }
+            None
         });
+        found
     }
 }
 

@@ -1,5 +1,5 @@
-//! The distributed read-write lock: ZooKeeper's "Shared Locks" recipe, reentrant per task, fair,
-//! with downgrade.
+//! The distributed read-write lock: ZooKeeper's "Shared Locks" recipe, reentrant (the write side
+//! within the scope of the future that holds it, see [`super::reentry`]), fair, with downgrade.
 //!
 //! Readers and writers queue in one directory, as `read` and `write` nodes of the
 //! [recipe] shared with the exclusive lock: a reader waits only for the last
@@ -21,6 +21,7 @@ use super::guard::HoldState;
 use super::holder::HolderInfo;
 use super::owner::Owner;
 use super::read_guard::ReadGuard;
+use super::reentry::scope;
 use super::recipe::{self, Blocker, Enqueued, Entry, Node, Turn};
 use super::write_guard::WriteGuard;
 use crate::error::{Error, Result, ZkErrorCode};
@@ -177,6 +178,18 @@ pub(crate) struct RwHolding {
     mode: RwMode,
 }
 
+impl RwHolding {
+    /// Whether this is an acquisition of the lock whose process-local side is `local`.
+    pub(crate) fn is_of(&self, local: &Arc<RwLocal>) -> bool {
+        Arc::ptr_eq(&self.lock.inner.local, local)
+    }
+
+    /// Whether the caller runs in this acquisition's scope (`scoped`: see [`scope::rw_holdings`]).
+    fn in_scope(self: &Arc<Self>, scoped: &[Arc<RwHolding>]) -> bool {
+        scoped.iter().any(|s| Arc::ptr_eq(s, self))
+    }
+}
+
 impl std::fmt::Debug for RwHolding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RwHolding")
@@ -195,13 +208,24 @@ impl std::fmt::Debug for RwHolding {
 /// arrival order: a reader that arrives while a writer waits queues behind that writer, so
 /// writers are not starved by a stream of readers.
 ///
-/// - **Reentrant** per owner, the current tokio task (the current thread outside a task), for
-///   both sides: taking a side again costs no request.
-/// - **Downgrade**: a write holder may take the read lock (one request), then release the write
+/// - **Reentrant**, taking a side again costs no request. The write side is re-entered only
+///   **inside the scope of the write hold** (a `lock!(write …)` block, [`WriteGuard::scope`]),
+///   as [`DistributedLock`](super::DistributedLock) is: anywhere else, `write()` queues, also in
+///   the task that holds the write lock, because a future of that task may be a concurrently
+///   running sibling (`join!`, `select!`), which must not share the hold. The read side is
+///   re-entered by any future of the task that holds it, since readers share the lock anyway
+///   (a second reader costs no node, and never queues behind a writer that waits for the
+///   first) — except a read hold taken by a downgrade while the write hold lasts, which only the
+///   write hold's scope (or the read hold's, [`ReadGuard::scope`]) shares: a sibling must not
+///   read while the writer writes.
+/// - **Downgrade**: a write holder may take the read lock (one request, inside the write hold's
+///   scope — outside it, `read()` queues behind the write hold), then release the write
 ///   lock and keep reading; other writers stay out until that read hold is released, other
 ///   readers get in once the write lock is released (see [below](#downgrade)).
 /// - **No upgrade**: a read holder that asks for the write lock would wait for itself forever, so
-///   it gets [`Error::UpgradeWouldDeadlock`] at once, and nothing is sent.
+///   it gets [`Error::UpgradeWouldDeadlock`] at once, and nothing is sent. Since read holds are
+///   shared by the holder's task, so is the refusal: any future of a task that holds the read
+///   lock gets it (outside the scope of a write hold of its own).
 ///
 /// Do not use the same path for a [`DistributedLock`](crate::DistributedLock) too: readers treat
 /// its nodes as writers, but its contenders do not know about readers.
@@ -303,14 +327,16 @@ impl DistributedRwLock {
     }
 
     /// Acquires the read lock, waiting as long as it takes: until no writer is ahead of this
-    /// reader in the queue. Reentrant: an owner that holds the read lock gets a further hold at
-    /// once, one that holds the write lock a read hold next to it (one request, see
-    /// [downgrade](DistributedRwLock#downgrade)).
+    /// reader in the queue. Reentrant: a future of a task that holds the read lock gets a further
+    /// hold at once, code in the scope of a write hold a read hold next to it (one request, see
+    /// [downgrade](DistributedRwLock#downgrade)); a future outside that scope, while its task
+    /// holds the write lock, queues behind it.
     ///
     /// Uncontended, it costs a create and a listing sent together, and the release a delete.
     ///
     /// # Errors
-    /// [`Error::SessionLost`] if the session expires while waiting (never a guard then);
+    /// [`Error::SessionLost`] if the session expires while waiting (never a guard then), or if
+    /// called in the scope of a hold that was lost;
     /// [`Error::LockNodeDeleted`] if someone else deletes this contender's node while it waits;
     /// [`Error::PermissionDenied`], [`Error::Closed`], or a ZooKeeper error.
     ///
@@ -348,12 +374,15 @@ impl DistributedRwLock {
     }
 
     /// Acquires the write lock, waiting as long as it takes: until every contender that arrived
-    /// earlier, reader or writer, is gone. Reentrant for a write holder (no request).
+    /// earlier, reader or writer, is gone. Reentrant inside the scope of the write hold
+    /// ([`WriteGuard::scope`], a `lock!(write …)` block), with no request; anywhere else it
+    /// queues, also in the task that holds the write lock.
     ///
     /// # Errors
-    /// [`Error::UpgradeWouldDeadlock`] at once, with nothing sent, if the current task holds the
-    /// read lock (and not the write lock): release the read lock first. Otherwise as
-    /// [`DistributedRwLock::read`].
+    /// [`Error::UpgradeWouldDeadlock`] at once, with nothing sent, if the caller may hold the read
+    /// lock — it runs in a read hold's scope, or its task holds the read lock — and is not in the
+    /// scope of a write hold: release the read lock first. [`Error::SessionLost`] in the scope of
+    /// a hold that was lost. Otherwise as [`DistributedRwLock::read`].
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future removes this contender's node (in the background), also
@@ -389,9 +418,10 @@ impl DistributedRwLock {
     }
 
     async fn acquire_read(&self, deadline: Option<Instant>) -> Result<Option<ReadGuard>> {
-        // The owner is whoever polls: decided here, not when the future was made.
+        // The owner and its scopes are whoever polls: decided here, not when the future was made.
         let owner = Owner::current();
-        match self.reenter_read(owner) {
+        let scoped = scope::rw_holdings(&self.inner.local);
+        match self.reenter_read(owner, &scoped)? {
             ReadEntry::Reentered(guard) => Ok(Some(guard)),
             ReadEntry::Downgrade(write) => Box::pin(self.downgrade(owner, write)).await.map(Some),
             ReadEntry::Queue => {
@@ -405,7 +435,8 @@ impl DistributedRwLock {
 
     async fn acquire_write(&self, deadline: Option<Instant>) -> Result<Option<WriteGuard>> {
         let owner = Owner::current();
-        if let Some(guard) = self.reenter_write(owner)? {
+        let scoped = scope::rw_holdings(&self.inner.local);
+        if let Some(guard) = self.reenter_write(owner, &scoped)? {
             return Ok(Some(guard));
         }
         let Some((holding, id)) = Box::pin(self.enqueue(owner, RwMode::Write, deadline)).await? else {
@@ -414,43 +445,79 @@ impl DistributedRwLock {
         Ok(Some(WriteGuard::new(Hold::new(holding, id))))
     }
 
-    fn reenter_read(&self, owner: Owner) -> ReadEntry {
+    /// What a read by `owner`, in the scopes `scoped`, takes: a further hold of a read hold (the
+    /// one whose scope it runs in, else its task's — unless that task holds the write lock and
+    /// the caller runs outside its scope: then the task's read hold is a downgrade that a sibling
+    /// must not share), a downgrade (in the write hold's scope), or a place in the queue.
+    ///
+    /// # Errors
+    /// [`Error::SessionLost`] in the scope of a hold that was lost.
+    fn reenter_read(&self, owner: Owner, scoped: &[Arc<RwHolding>]) -> Result<ReadEntry> {
         let Ok(mut holds) = self.inner.local.holds.lock() else {
-            return ReadEntry::Queue;
+            return Ok(ReadEntry::Queue);
         };
-        if let Some(held) = holds.readers.get_mut(&owner).filter(|h| h.is_valid()) {
+        let holds = &mut *holds;
+        let writer = holds.writer.as_ref().filter(|w| w.is_valid());
+        let in_write_scope = writer.is_some_and(|w| w.holding.in_scope(scoped));
+        let task_writes = writer.is_some_and(|w| w.holding.owner == owner);
+        let key = holds
+            .readers
+            .iter()
+            .find(|(_, h)| h.is_valid() && h.holding.in_scope(scoped))
+            .map(|(key, _)| *key)
+            .or_else(|| {
+                let shared = !task_writes || in_write_scope;
+                (shared && holds.readers.get(&owner).is_some_and(Held::is_valid)).then_some(owner)
+            });
+        if let Some(held) = key.and_then(|key| holds.readers.get_mut(&key)) {
             let id = held.reenter();
-            return ReadEntry::Reentered(ReadGuard::new(Hold::new(held.holding.clone(), id)));
+            return Ok(ReadEntry::Reentered(ReadGuard::new(Hold::new(held.holding.clone(), id))));
         }
-        match holds
-            .writer
-            .as_ref()
-            .filter(|w| w.holding.owner == owner && w.is_valid())
-        {
-            Some(writer) => ReadEntry::Downgrade(writer.holding.clone()),
-            None => ReadEntry::Queue,
+        if let Some(writer) = writer.filter(|_| in_write_scope) {
+            return Ok(ReadEntry::Downgrade(writer.holding.clone()));
         }
+        self.check_scopes(scoped)?;
+        Ok(ReadEntry::Queue)
     }
 
-    /// A further write hold for the write holder; the upgrade refusal for a read holder.
-    fn reenter_write(&self, owner: Owner) -> Result<Option<WriteGuard>> {
+    /// A further write hold in the write hold's scope; the upgrade refusal for a read holder (in
+    /// a read hold's scope, or a future of a task that holds the read lock); else nothing (queue).
+    ///
+    /// # Errors
+    /// [`Error::UpgradeWouldDeadlock`]; [`Error::SessionLost`] in the scope of a hold that was
+    /// lost.
+    fn reenter_write(&self, owner: Owner, scoped: &[Arc<RwHolding>]) -> Result<Option<WriteGuard>> {
         let Ok(mut holds) = self.inner.local.holds.lock() else {
             return Ok(None);
         };
         if let Some(held) = holds
             .writer
             .as_mut()
-            .filter(|w| w.holding.owner == owner && w.is_valid())
+            .filter(|w| w.is_valid() && w.holding.in_scope(scoped))
         {
             let id = held.reenter();
             return Ok(Some(WriteGuard::new(Hold::new(held.holding.clone(), id))));
         }
-        if holds.readers.get(&owner).is_some_and(Held::is_valid) {
+        let reads = holds
+            .readers
+            .iter()
+            .any(|(key, h)| h.is_valid() && (*key == owner || h.holding.in_scope(scoped)));
+        if reads {
             return Err(Error::UpgradeWouldDeadlock {
                 path: self.inner.path.to_string(),
             });
         }
+        self.check_scopes(scoped)?;
         Ok(None)
+    }
+
+    /// Inside the scope of a hold that was lost, the block's critical section is over: say so
+    /// rather than start another one in the middle of it.
+    fn check_scopes(&self, scoped: &[Arc<RwHolding>]) -> Result<()> {
+        if scoped.iter().any(|h| self.is_lost(&h.node)) {
+            return Err(Error::SessionLost);
+        }
+        Ok(())
     }
 
     /// Queues a `read` or `write` node and waits for its turn.
@@ -477,11 +544,12 @@ impl DistributedRwLock {
                 return Ok(None);
             }
         }
-        // A node of a session that is gone is no lock: never hand it out.
-        let node = contender
-            .into_node()
-            .filter(|node| self.inner.session.is_valid(node.generation))
-            .ok_or(Error::SessionLost)?;
+        // A node of a session that is gone is no lock: never hand it out (dropping the contender
+        // removes the node, should the server still keep it).
+        if !contender.node().is_some_and(|n| self.inner.session.holds(n.generation)) {
+            return Err(Error::SessionLost);
+        }
+        let node = contender.into_node().ok_or(Error::SessionLost)?;
         Ok(Some(self.install(owner, mode, node)))
     }
 
@@ -628,24 +696,36 @@ impl DistributedRwLock {
         }
     }
 
+    /// The holds of `mode` the caller has: those of the acquisition whose scope it runs in, else
+    /// those of its task's.
     fn holds_of(&self, mode: RwMode) -> usize {
         let owner = Owner::current();
+        let scoped = scope::rw_holdings(&self.inner.local);
         let Ok(holds) = self.inner.local.holds.lock() else {
             return 0;
         };
         let held = match mode {
-            RwMode::Write => holds.writer.as_ref().filter(|w| w.holding.owner == owner),
-            RwMode::Read => holds.readers.get(&owner),
+            RwMode::Write => holds
+                .writer
+                .as_ref()
+                .filter(|w| w.holding.owner == owner || w.holding.in_scope(&scoped)),
+            RwMode::Read => holds
+                .readers
+                .values()
+                .find(|h| h.holding.in_scope(&scoped))
+                .or_else(|| holds.readers.get(&owner)),
         };
         held.filter(|h| h.is_valid()).map_or(0, |h| h.ids.len())
     }
 
-    /// How many read holds the current task has (0 if none; a lost hold counts as none).
+    /// How many read holds the caller has: of the read hold whose scope it runs in, else of its
+    /// task's (0 if none; a lost hold counts as none).
     pub fn read_hold_count(&self) -> usize {
         self.holds_of(RwMode::Read)
     }
 
-    /// How many write holds the current task has (0 if none; a lost hold counts as none).
+    /// How many write holds the caller has: its task's, or those of the write hold whose scope it
+    /// runs in (0 if none; a lost hold counts as none).
     pub fn write_hold_count(&self) -> usize {
         self.holds_of(RwMode::Write)
     }
@@ -827,12 +907,17 @@ impl Hold {
         self.holding.node.czxid
     }
 
+    /// Runs `body` in this hold's scope (see [`super::reentry`]).
+    pub(crate) fn scope<F: Future>(&self, body: F) -> impl Future<Output = F::Output> {
+        scope::run(scope::Held::Rw(self.holding.clone()), body)
+    }
+
     pub(crate) fn node_path(&self) -> &str {
         &self.holding.node.path
     }
 
     pub(crate) fn state(&self) -> HoldState {
-        if self.holding.lock.is_lost(&self.holding.node) {
+        if !self.holding.lock.inner.session.holds(self.holding.node.generation) {
             return HoldState::Lost;
         }
         match self.holding.lock.inner.session.state() {
@@ -872,7 +957,12 @@ impl Hold {
 
     pub(crate) fn fenced(&self) -> Fenced<'_> {
         let lock = &self.holding.lock;
-        Fenced::new(&lock.inner.session, &self.holding.node.path, &lock.inner.path)
+        Fenced::new(
+            &lock.inner.session,
+            self.holding.node.generation,
+            &self.holding.node.path,
+            &lock.inner.path,
+        )
     }
 
     pub(crate) fn release(mut self) -> impl Future<Output = Result<()>> + Send + 'static {

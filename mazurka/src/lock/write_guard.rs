@@ -69,6 +69,35 @@ impl WriteGuard {
         self.hold.fenced()
     }
 
+    /// Runs `body` inside the scope of this write hold: there, [`DistributedRwLock::write`]
+    /// re-enters this hold and [`DistributedRwLock::read`] takes a read hold next to it (a
+    /// downgrade), as code nested in the critical section expects. Outside every scope, `write()`
+    /// queues even in the task that holds the write lock — a future of the same task may be a
+    /// concurrently running sibling — and `read()` queues behind it (see
+    /// [`DistributedRwLock`]'s re-entry rule). Everything `body` runs inline is in the scope,
+    /// including futures it runs concurrently (they share the hold: they are part of the
+    /// holder); tasks it spawns are not. The returned future does not borrow the guard.
+    ///
+    /// ```no_run
+    /// # async fn demo(rw: &mazurka::DistributedRwLock) -> mazurka::Result<()> {
+    /// let w = rw.write().await?;
+    /// let r = w.scope(async {
+    ///     let again = rw.write().await?; // re-entry: no request
+    ///     again.release().await?;
+    ///     rw.read().await // downgrade: a read hold next to the write hold
+    /// }).await?;
+    /// w.release().await?; // readers may come in now, writers may not
+    /// r.release().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe if `body` is: dropping the returned future drops `body`, and the scope ends
+    /// with it.
+    pub fn scope<F: std::future::Future>(&self, body: F) -> impl std::future::Future<Output = F::Output> {
+        self.hold.scope(body)
+    }
+
     /// Releases this hold and waits for the server to confirm when it was the last one.
     ///
     /// # Errors

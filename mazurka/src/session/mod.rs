@@ -6,22 +6,27 @@
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
+mod acl;
+mod credentials;
 mod frame;
+mod lease;
 mod ops;
 mod state;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use zookeeper_client as zk;
 
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
+use credentials::Credentials;
 
 pub(crate) use ops::{CreateMode, MultiOp, MultiOutcome, NodeEvent, Stat};
 pub(crate) use state::Snapshot;
@@ -73,7 +78,8 @@ pub struct SessionBuilder {
     session_timeout: Duration,
     connection_timeout: Duration,
     chroot: Option<String>,
-    digest: Option<(String, String)>,
+    /// `Debug` shows the user, never the password.
+    digest: Option<Credentials>,
     acl: AclPolicy,
 }
 
@@ -86,7 +92,10 @@ impl SessionBuilder {
     }
 
     /// How long one connection attempt to one server may take before trying the next. Default:
-    /// a third of the session timeout.
+    /// a third of the session timeout. The ZooKeeper client also calls a connection dead after
+    /// this long without a word from the server; it gets at most 2/5 of the session timeout for
+    /// that, so that the client's own clock can declare the session lost before the server can
+    /// expire it (see [`SessionState::Lost`]).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
@@ -102,7 +111,7 @@ impl SessionBuilder {
     /// Authenticates with ZooKeeper's `digest` scheme (`user:password`), so that
     /// [`AclPolicy::CreatorOnly`] znodes are readable by sessions that present the same digest.
     pub fn digest_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.digest = Some((user.into(), password.into()));
+        self.digest = Some(Credentials::digest(user.into(), password.into()));
         self
     }
 
@@ -139,8 +148,11 @@ impl SessionBuilder {
             })),
             states: tx,
             epoch: AtomicU64::new(0),
+            lease: lease::Lease::new(),
             runtime: runtime.clone(),
             registry: Mutex::new(HashMap::new()),
+            verified: acl::Verified::default(),
+            auth_failed: AtomicBool::new(false),
         });
         runtime.spawn(supervise(Arc::downgrade(&inner), client.state_watcher(), 0));
         tracing::debug!(
@@ -219,7 +231,8 @@ struct Config {
     chroot: Option<ZnodePath>,
     session_timeout: Duration,
     connection_timeout: Duration,
-    digest: Option<(String, String)>,
+    /// `Debug` shows the user, never the password.
+    digest: Option<Credentials>,
     acl: AclPolicy,
 }
 
@@ -227,11 +240,17 @@ impl Config {
     fn connector(&self) -> zk::Connector {
         let mut connector = zk::Client::connector()
             .with_session_timeout(self.session_timeout)
-            .with_connection_timeout(self.connection_timeout);
-        if let Some((user, password)) = &self.digest {
-            connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
+            .with_connection_timeout(self.zk_connection_timeout());
+        if let Some(credentials) = &self.digest {
+            connector = connector.with_auth("digest", &credentials.auth_bytes());
         }
         connector
+    }
+
+    /// The connection timeout the ZooKeeper client gets: at most 2/5 of the session timeout, so
+    /// that a silent server is noticed early enough for the client's own clock (see [`lease`]).
+    fn zk_connection_timeout(&self) -> Duration {
+        lease::clamp_connection_timeout(self.connection_timeout, self.session_timeout)
     }
 
     fn connect_error(&self, reason: impl std::fmt::Display) -> Error {
@@ -249,7 +268,7 @@ impl Config {
             .saturating_add(Duration::from_secs(2));
         let client = match tokio::time::timeout(bound, self.connector().connect(&self.hosts)).await {
             Ok(Ok(client)) => client,
-            Ok(Err(zk::Error::AuthFailed)) => return Err(self.connect_error("authentication failed (check digest_auth)")),
+            Ok(Err(zk::Error::AuthFailed)) => return Err(self.auth_failed()),
             Ok(Err(zk::Error::Timeout)) | Err(_) => {
                 return Err(self.connect_error(format!(
                     "no server answered within {bound:?}; is ZooKeeper running there? (the test kit can start one: \
@@ -264,12 +283,39 @@ impl Config {
         let options = zk::CreateMode::Persistent.with_acls(self.acl.acls());
         match client.mkdir(root.as_str(), &options).await {
             Ok(()) => {}
+            Err(zk::Error::AuthFailed) => return Err(self.auth_failed()),
             Err(zk::Error::NoAuth) => {}
             Err(err) => return Err(self.connect_error(format!("cannot create chroot {root}: {err}"))),
+        }
+        if self.acl != AclPolicy::Open {
+            // Everything the session creates hangs below the chroot: it must be as closed as the
+            // policy, whoever made it (see `acl`). Its ancestors are the operator's business.
+            let own = self.digest.as_ref().map_or("", Credentials::acl_id);
+            match acl::check_now(&client, root.as_str(), self.acl, own).await {
+                Ok(acl::Found::Strong) => {}
+                Ok(acl::Found::Missing) => {
+                    return Err(self.connect_error(format!(
+                        "cannot create chroot {root}: its parent does not let this session create it; create it \
+                         as an administrator, or choose another chroot"
+                    )))
+                }
+                Err(Error::AuthFailed { .. }) => return Err(self.auth_failed()),
+                Err(err) => return Err(err),
+            }
         }
         client
             .chroot(root.as_str())
             .map_err(|_| self.connect_error(format!("bad chroot {root}")))
+    }
+
+    /// The error for credentials the server refused (see [`Error::AuthFailed`]).
+    fn auth_failed(&self) -> Error {
+        Error::AuthFailed {
+            user: self.digest.as_ref().map_or_else(
+                || "a session without credentials (the server requires authentication: SessionBuilder::digest_auth)".into(),
+                Credentials::describe,
+            ),
+        }
     }
 
     fn chroot_len(&self) -> usize {
@@ -278,6 +324,29 @@ impl Config {
 }
 
 impl Inner {
+    /// The server refused the session's credentials (on a reconnect, or for a replacement
+    /// ZooKeeper session). Every retry would be refused too, so instead of reconnecting forever
+    /// the session ends for good: state `Closed`, and every call gets [`Error::AuthFailed`].
+    fn end_for_auth(&self) {
+        tracing::error!(
+            "ZooKeeper refused the credentials of {}; the session is closed",
+            self.config
+                .digest
+                .as_ref()
+                .map_or_else(|| "a session without credentials".into(), Credentials::describe)
+        );
+        // Before the client goes: whoever finds it gone must find the reason too.
+        self.auth_failed.store(true, Ordering::Release);
+        let client = self.current.lock().map(|mut c| c.take()).unwrap_or(None);
+        self.lease.end();
+        self.update(|s| {
+            let changed = s.state != SessionState::Closed;
+            s.state = SessionState::Closed;
+            changed
+        });
+        drop(client);
+    }
+
     /// Changes the published snapshot (and the epoch with it); `change` says whether it changed.
     fn update(&self, change: impl FnOnce(&mut Snapshot) -> bool) {
         self.states.send_if_modified(|s| {
@@ -303,11 +372,18 @@ struct Inner {
     /// `generation << 1`, plus 1 while that generation is lost or closed: lets hot paths (a
     /// reentrant lock) check "is what I hold still valid" with one atomic load.
     epoch: AtomicU64,
+    /// Until when the current ZooKeeper session surely lives on the server (see [`lease`]).
+    lease: lease::Lease,
     /// The runtime the session was created on: ZooKeeper clients die with it, and `Drop`s use it.
     runtime: Handle,
     /// Process-local state shared by every handle on the same primitive (e.g. a lock's holder and
     /// hold count), keyed by kind and path.
     registry: Mutex<HashMap<String, Weak<dyn Any + Send + Sync>>>,
+    /// Existing znodes whose ACL was found as strong as the policy (see [`acl`]).
+    verified: acl::Verified,
+    /// Set when the server refused the credentials: the session ended for good (see
+    /// [`Inner::end_for_auth`]).
+    auth_failed: AtomicBool,
 }
 
 /// A shared connection to a ZooKeeper ensemble; cheap to clone, used by every primitive.
@@ -458,6 +534,16 @@ impl Session {
         }
     }
 
+    /// What a call on a closed session gets: [`Error::AuthFailed`] if the server's refusal of the
+    /// credentials closed it, else [`Error::Closed`].
+    pub(crate) fn closed_error(&self) -> Error {
+        if self.inner.auth_failed.load(Ordering::Acquire) {
+            self.inner.config.auth_failed()
+        } else {
+            Error::Closed
+        }
+    }
+
     /// The current client and its generation, if not closed.
     fn current(&self) -> Option<(zk::Client, u64)> {
         let guard = self.inner.current.lock().ok()?;
@@ -479,6 +565,15 @@ impl Session {
     #[inline]
     pub(crate) fn is_valid(&self, generation: u64) -> bool {
         self.inner.epoch.load(Ordering::Acquire) == generation << 1
+    }
+
+    /// Whether what ZooKeeper session `generation` holds is still surely held: the session is
+    /// current, not lost or closed, and — by the client's own clock — the server cannot have
+    /// expired it yet. For the moments that decide (a lock handed out, a fenced write sent, a
+    /// holder's state); hot paths use [`Session::is_valid`], which the supervisor keeps in step
+    /// within a heartbeat.
+    pub(crate) fn holds(&self, generation: u64) -> bool {
+        self.is_valid(generation) && self.inner.lease.runs_at(Instant::now())
     }
 
     /// The generation of the current ZooKeeper session (see [`Snapshot::generation`]).
@@ -509,54 +604,31 @@ impl Session {
     }
 }
 
-/// Follows one ZooKeeper client's state; on expiry replaces it with a new one (generation + 1).
+/// Follows one ZooKeeper client after another: each until it is lost — expired by the server, or
+/// declared lost by the client's own clock ([`lease`]) — then replaces it with a new ZooKeeper
+/// session (generation + 1), retrying with backoff while no server answers.
 async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut generation: u64) {
-    // `state_watcher()` marks the state at that moment as seen: look at it first, or a change
-    // between connecting and watching (a disconnect, even an expiry) would go unnoticed.
-    let mut unseen = Some(watcher.peek_state());
     loop {
-        let state = match unseen.take() {
-            Some(state) => state,
-            None => watcher.changed().await,
-        };
-        let Some(strong) = inner.upgrade() else { return };
-        let mapped = match state {
-            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
-            zk::SessionState::Disconnected => SessionState::Suspended,
-            zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionState::Lost,
-            zk::SessionState::Closed => {
-                let closed = strong.current.lock().map(|c| c.is_none()).unwrap_or(true);
-                if closed {
-                    strong.update(|s| {
-                        s.state = SessionState::Closed;
-                        true
-                    });
-                    return;
-                }
-                SessionState::Lost
-            }
-        };
-        strong.update(|s| {
-            let changed = s.state != mapped && s.state != SessionState::Closed;
-            if changed {
-                s.state = mapped;
-            }
-            changed
-        });
-        if mapped != SessionState::Lost {
-            continue;
+        if !follow(&inner, &mut watcher, generation).await {
+            return;
         }
         tracing::warn!(
             generation,
             "ZooKeeper session lost; opening a new one for new work"
         );
-        // Replace the client, retrying with backoff while servers are unreachable.
-        let config = strong.config.clone();
-        drop(strong);
+        let Some(config) = inner.upgrade().map(|strong| strong.config.clone()) else {
+            return;
+        };
         let mut backoff = Duration::from_millis(50);
         let client = loop {
             match config.new_client().await {
                 Ok(client) => break client,
+                Err(Error::AuthFailed { .. }) => {
+                    if let Some(strong) = inner.upgrade() {
+                        strong.end_for_auth();
+                    }
+                    return;
+                }
                 Err(err) => {
                     tracing::warn!(%err, "reconnect failed; retrying");
                     if inner.strong_count() == 0 {
@@ -570,7 +642,6 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
         let Some(strong) = inner.upgrade() else { return };
         generation += 1;
         watcher = client.state_watcher();
-        unseen = Some(watcher.peek_state());
         {
             let Ok(mut current) = strong.current.lock() else {
                 return;
@@ -578,6 +649,8 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
             if current.is_none() {
                 return; // closed while reconnecting: the new client is dropped (and closes) here
             }
+            // The old client goes here: if it can still reach the server, it closes its session,
+            // and the locks it held are freed at once.
             *current = Some(Current { client, generation });
         }
         strong.update(|s| {
@@ -585,6 +658,135 @@ async fn supervise(inner: Weak<Inner>, mut watcher: zk::StateWatcher, mut genera
             s.generation = generation;
             true
         });
+    }
+}
+
+/// What woke [`follow`].
+enum Wake {
+    State(zk::SessionState),
+    /// A request sent after a pause came back (`true`) or failed.
+    Proof(bool),
+    Beat,
+}
+
+/// Follows ZooKeeper session `generation` (its client's `watcher`) and keeps its [`lease`]:
+/// `true` once it is lost, `false` once the session is closed or dropped.
+async fn follow(inner: &Weak<Inner>, watcher: &mut zk::StateWatcher, generation: u64) -> bool {
+    // No clone of the client is kept here: `close()` closes the session by dropping the last one.
+    let Some(timing) = inner.upgrade().and_then(|strong| {
+        let current = strong.current.lock().ok()?;
+        let client = &current.as_ref().filter(|c| c.generation == generation)?.client;
+        Some(lease::Timing::new(client.session_timeout(), strong.config.zk_connection_timeout()))
+    }) else {
+        return false;
+    };
+    // `state_watcher()` marks the state at that moment as seen: look at it first, or a change
+    // between connecting and watching (a disconnect, even an expiry) would go unnoticed.
+    let mut unseen = Some(watcher.peek_state());
+    let mut connected = false;
+    let mut beat = Instant::now();
+    // After a pause nothing the client says proves the server still heard from us: a request
+    // sent after it must come back first.
+    let mut needs_proof = false;
+    let mut proof: Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>> = None;
+    loop {
+        let wake = match unseen.take() {
+            Some(state) => Wake::State(state),
+            None => {
+                let lease_end = inner.upgrade().map(|s| s.lease.until());
+                let Some(lease_end) = lease_end else { return false };
+                tokio::select! {
+                    state = watcher.changed() => Wake::State(state),
+                    answered = async { match proof.as_mut() { Some(p) => p.await, None => std::future::pending().await } } => {
+                        proof = None;
+                        Wake::Proof(answered)
+                    }
+                    () = tokio::time::sleep_until(beat + timing.heartbeat) => Wake::Beat,
+                    () = tokio::time::sleep_until(lease_end) => Wake::Beat,
+                }
+            }
+        };
+        let Some(strong) = inner.upgrade() else { return false };
+        let now = Instant::now();
+        if now.saturating_duration_since(beat) > timing.gap() {
+            tracing::debug!(gap = ?now.saturating_duration_since(beat), "the session supervisor did not run for a while");
+            needs_proof = true;
+            proof = None;
+        }
+        beat = now;
+        match wake {
+            // Refused credentials are refused again on every retry: the session ends for good.
+            Wake::State(zk::SessionState::AuthFailed) => {
+                strong.end_for_auth();
+                return false;
+            }
+            Wake::State(state) => {
+                let mapped = match state {
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
+                    zk::SessionState::Disconnected => SessionState::Suspended,
+                    zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionState::Lost,
+                    zk::SessionState::Closed => {
+                        let closed = strong.current.lock().map(|c| c.is_none()).unwrap_or(true);
+                        if closed {
+                            strong.update(|s| {
+                                s.state = SessionState::Closed;
+                                true
+                            });
+                            return false;
+                        }
+                        SessionState::Lost
+                    }
+                };
+                if mapped == SessionState::Lost {
+                    strong.lease.end();
+                }
+                strong.update(|s| {
+                    let changed = s.state != mapped && s.state != SessionState::Closed;
+                    if changed {
+                        s.state = mapped;
+                    }
+                    changed
+                });
+                if mapped == SessionState::Lost {
+                    return true;
+                }
+                connected = mapped == SessionState::Connected;
+            }
+            Wake::Proof(answered) => needs_proof = !answered,
+            Wake::Beat => {}
+        }
+        if connected && needs_proof && proof.is_none() {
+            let probe = strong
+                .current
+                .lock()
+                .ok()
+                .and_then(|c| c.as_ref().filter(|c| c.generation == generation).map(|c| c.client.check_stat("/")));
+            if let Some(probe) = probe {
+                proof = Some(Box::pin(async move { probe.await.is_ok() }));
+            }
+        }
+        if connected && !needs_proof {
+            strong.lease.set(now + timing.window());
+        }
+        if !strong.lease.runs_at(Instant::now()) {
+            tracing::warn!(
+                generation,
+                session_timeout = ?timing.session_timeout,
+                "no word from ZooKeeper for longer than the server waits: the session counts as lost"
+            );
+            if strong.current.lock().map(|c| c.is_none()).unwrap_or(true) {
+                return false; // closed meanwhile
+            }
+            strong.lease.end();
+            strong.update(|s| {
+                let changed = s.state != SessionState::Closed;
+                if changed {
+                    s.state = SessionState::Lost;
+                }
+                changed
+            });
+            return true;
+        }
     }
 }
 
@@ -604,8 +806,11 @@ fn map_err(err: zk::Error, operation: &'static str, path: &str) -> Error {
                 path: path.to_owned(),
             }
         }
-        zk::Error::SessionExpired | zk::Error::SessionMoved | zk::Error::AuthFailed => {
-            return Error::SessionLost
+        zk::Error::SessionExpired | zk::Error::SessionMoved => return Error::SessionLost,
+        zk::Error::AuthFailed => {
+            return Error::AuthFailed {
+                user: "this session".into(),
+            }
         }
         zk::Error::ClientClosed => return Error::SessionLost,
         other => ZkErrorCode::Other(other.to_string()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zookeeper_client as zk;
 
-use super::{frame, map_err, Session};
+use super::{acl, frame, map_err, Session};
 use crate::error::{Error, Result};
 
 /// The parts of a znode's `Stat` Mazurka uses.
@@ -56,6 +56,11 @@ pub(crate) enum CreateMode {
 }
 
 impl CreateMode {
+    /// Whether the node goes with the session (and so can have no children).
+    pub(super) fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+
     fn zk(self) -> zk::CreateMode {
         match self {
             CreateMode::Persistent => zk::CreateMode::Persistent,
@@ -159,8 +164,9 @@ impl Session {
     /// As [`Session::live`], with the generation of the ZooKeeper session the client belongs to.
     async fn live_tagged(&self) -> Result<(zk::Client, u64)> {
         loop {
-            let (client, generation) = self.current().ok_or(Error::Closed)?;
-            if !client.state().is_terminated() {
+            let (client, generation) = self.current().ok_or_else(|| self.closed_error())?;
+            // A session the client's own clock declared lost takes no new work either.
+            if !client.state().is_terminated() && self.is_valid(generation) {
                 return Ok((client, generation));
             }
             let bound = self
@@ -221,9 +227,12 @@ impl Session {
         )?;
         let (client, generation) = self.live_tagged().await?;
         let options = mode.zk().with_acls(self.acl().acls());
-        let (stat, sequence) = client
-            .create(path, data, &options)
-            .await
+        // The ACL checks of the directories go out first, in the same round trip (see `acl`).
+        let checked = self.check_ancestors_now(&client, path);
+        let (checked, created) = futures_util::future::join(checked, client.create(path, data, &options)).await;
+        let (stat, sequence) = self
+            .judge_create(&client, path, mode, checked, created)
+            .await?
             .map_err(|e| map_err(e, "create", path))?;
         let path = match mode {
             CreateMode::EphemeralSequential => format!("{path}{sequence}"),
@@ -236,25 +245,98 @@ impl Session {
         })
     }
 
-    /// Creates `path` and its missing ancestors (`mkdir -p`), ancestors as `parents`, the last one
-    /// as `mode`; an existing node is fine.
+    /// Creates a znode and lists `dir` right behind it: both on the same ZooKeeper session, the
+    /// listing sent after the create without waiting for its reply. The server runs a session's
+    /// requests in order, so a listing that succeeds includes the node when the create did.
+    /// Also returns the generation of the ZooKeeper session both went to. The outer error is one
+    /// neither request was sent for.
+    pub(crate) async fn create_then_list(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        dir: &str,
+    ) -> Result<(u64, Result<Created>, Result<Vec<String>>)> {
+        self.too_large(
+            path,
+            data.len(),
+            frame::single(self.create_frame(path, data.len())),
+        )?;
+        let (client, generation) = self.live_tagged().await?;
+        let options = mode.zk().with_acls(self.acl().acls());
+        // Both requests are queued on the connection here, in this order (behind the ACL checks
+        // of the directories, if any are due: see `acl`).
+        let checked = self.check_ancestors_now(&client, path);
+        let create = client.create(path, data, &options);
+        let list = client.list_children(dir);
+        let (checked, created, listed) = futures_util::future::join3(checked, create, list).await;
+        let created = match self.judge_create(&client, path, mode, checked, created).await {
+            Ok(created) => created.map_err(|e| map_err(e, "create", path)),
+            Err(err) => Err(err),
+        };
+        let created = created
+            .map(|(stat, sequence)| Created {
+                path: match mode {
+                    CreateMode::EphemeralSequential => format!("{path}{sequence}"),
+                    _ => path.to_owned(),
+                },
+                stat: stat.into(),
+                generation,
+            });
+        Ok((generation, created, listed.map_err(|e| map_err(e, "getChildren", dir))))
+    }
+
+    /// The stat of a node if it exists, and a watch on it — asked of ZooKeeper session
+    /// `generation` only: [`Error::SessionLost`] if that is no longer the current one.
+    pub(crate) async fn exists_and_watch_on(
+        &self,
+        path: &str,
+        generation: u64,
+    ) -> Result<(Option<Stat>, NodeWatch)> {
+        let (client, current) = self.live_tagged().await?;
+        if current != generation {
+            return Err(Error::SessionLost);
+        }
+        let (stat, w) = client
+            .check_and_watch_stat(path)
+            .await
+            .map_err(|e| map_err(e, "exists", path))?;
+        Ok((stat.map(Stat::from), NodeWatch(w)))
+    }
+
+    /// Creates `path` and its missing ancestors (`mkdir -p`), ancestors persistent, the last one
+    /// as `mode`; an existing node is fine — under a restrictive ACL policy only if its ACL is as
+    /// strong as the policy, and the same for every ancestor ([`Error::WeakAcl`] otherwise).
     pub(crate) async fn ensure_path(&self, path: &str, mode: CreateMode) -> Result<()> {
         let client = self.live().await?;
         let options = mode.zk().with_acls(self.acl().acls());
-        match client.create(path, &[], &options).await {
+        let checked = self.check_ancestors_now(&client, path);
+        let (checked, created) = futures_util::future::join(checked, client.create(path, &[], &options)).await;
+        match self.judge_create(&client, path, mode, checked, created).await? {
             Ok(_) | Err(zk::Error::NodeExists) => return Ok(()),
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(map_err(e, "create", path)),
         }
-        if let Some(parent) = path.rfind('/').filter(|&i| i > 0).map(|i| &path[..i]) {
-            let parents = zk::CreateMode::Persistent.with_acls(self.acl().acls());
-            client
-                .mkdir(parent, &parents)
-                .await
-                .map_err(|e| map_err(e, "create", parent))?;
+        // Top-down, so that each existing directory is checked before anything goes into it.
+        let parents = zk::CreateMode::Persistent.with_acls(self.acl().acls());
+        for dir in acl::ancestors(path) {
+            match client.create(dir, &[], &parents).await {
+                Ok(_) => self.created_by_us(dir),
+                Err(zk::Error::NodeExists) => {
+                    self.check_existing(&client, dir, false).await?;
+                }
+                Err(e) => return Err(map_err(e, "create", dir)),
+            }
         }
         match client.create(path, &[], &options).await {
-            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Ok(_) => {
+                self.created_by_us(path);
+                Ok(())
+            }
+            Err(zk::Error::NodeExists) => self
+                .check_existing(&client, path, mode == CreateMode::Container)
+                .await
+                .map(drop),
             Err(e) => Err(map_err(e, "create", path)),
         }
     }
@@ -305,6 +387,7 @@ impl Session {
     /// Deletes a node if the version matches (`None`: any version).
     pub(crate) async fn delete(&self, path: &str, version: Option<i32>) -> Result<()> {
         let client = self.live().await?;
+        self.forget_node(path);
         client
             .delete(path, version)
             .await
@@ -320,10 +403,12 @@ impl Session {
         version: Option<i32>,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let queued = self.current().map(|(client, _)| client.delete(path, version));
+        self.forget_node(path);
+        let closed = queued.is_none().then(|| self.closed_error());
         let path = path.to_owned();
         async move {
             match queued {
-                None => Err(Error::Closed),
+                None => Err(closed.unwrap_or(Error::Closed)),
                 Some(fut) => fut.await.map_err(|e| map_err(e, "delete", &path)),
             }
         }
@@ -357,6 +442,13 @@ impl Session {
         }));
         self.too_large(first, payload, frame_bytes)?;
         let client = self.live().await?;
+        // Directories a create goes into are checked before the multi is sent (see `acl`):
+        // normally all of them are known already, and this sends nothing.
+        for op in ops {
+            if let MultiOp::Create { path, .. } = op {
+                self.check_ancestors_now(&client, path).await?;
+            }
+        }
         let acls = self.acl().acls();
         let mut writer = client.new_multi_writer();
         for op in ops {
@@ -370,7 +462,17 @@ impl Session {
             };
             added.map_err(|e| map_err(e, "multi", op.path()))?;
         }
-        match writer.commit().await {
+        let committed = writer.commit().await;
+        for op in ops {
+            match *op {
+                MultiOp::Create { path, mode, .. } if committed.is_ok() && !mode.is_ephemeral() => {
+                    self.created_by_us(path);
+                }
+                MultiOp::Delete { path, .. } => self.forget_node(path),
+                _ => {}
+            }
+        }
+        match committed {
             Ok(results) => Ok(MultiOutcome::Committed(
                 results
                     .into_iter()
@@ -382,6 +484,11 @@ impl Session {
             )),
             Err(zk::MultiWriteError::OperationFailed { index, source }) => {
                 let path = ops.get(index).map_or(first, |op| op.path());
+                if let (Some(MultiOp::Create { mode, .. }), zk::Error::NodeExists) = (ops.get(index), &source) {
+                    // Used as found by the caller, so only if its ACL is strong enough.
+                    self.check_existing(&client, path, *mode == CreateMode::Container)
+                        .await?;
+                }
                 Ok(MultiOutcome::Refused {
                     index,
                     error: map_err(source, "multi", path),

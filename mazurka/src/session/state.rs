@@ -18,7 +18,11 @@ pub enum SessionState {
     /// Disconnected, trying to reconnect within the session timeout. Locks *may* be lost: do not
     /// start side effects that need them until `Connected` again.
     Suspended,
-    /// The server expired the ZooKeeper session: every lock and ephemeral node it held *is* lost.
+    /// The ZooKeeper session is lost: the server expired it, or — by the client's own clock —
+    /// it may have, because the server has not been heard from for longer than the session
+    /// timeout allows (Mazurka keeps a lower bound of when the server last heard from it, and
+    /// declares the loss no later than one session timeout after that, before the server can
+    /// hand a lock to someone else). Every lock and ephemeral node it held counts as lost.
     /// Mazurka establishes a new ZooKeeper session for new work and then reports `Connected`.
     Lost,
     /// Closed by the application ([`Session::close`](super::Session::close)); final.
