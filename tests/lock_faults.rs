@@ -7,7 +7,7 @@ mod common;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use mazurka::testkit::{unique_chroot, FaultProxy};
+use mazurka::testkit::{expire_session, unique_chroot, FaultProxy};
 use mazurka::{Error, HoldState, Session, SessionState};
 use tokio::time::{timeout, Instant};
 
@@ -106,9 +106,11 @@ async fn a_waiter_frozen_past_its_session_expiry_while_the_holder_releases_gets_
         waiter.freeze.send(()).unwrap();
         waiter.frozen.recv().unwrap();
         guard.release().await.unwrap(); // the event is in the frozen waiter's socket now
-        common::eventually(20, "the frozen waiter's session expired on the server", || async {
-            observer.queue_len().await.unwrap() == 0
-        })
+        common::eventually(
+            20,
+            "the frozen waiter's session expired on the server",
+            || async { observer.queue_len().await.unwrap() == 0 },
+        )
         .await;
         drop(held_gate);
 
@@ -229,4 +231,43 @@ async fn a_holder_cut_off_for_less_than_its_lease_holds_the_same_lock_again() {
         "lost() must not complete for a hold that was never lost"
     );
     guard.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_calls_made_while_the_session_is_replaced_never_see_their_own_node_as_deleted() {
+    // Calls made after an expiry wait for the replacement session; then their create and their
+    // listing went out in whichever order the futures were polled, and a listing sent first
+    // missed the node: a false `LockNodeDeleted`, and a node left behind that blocked the lock.
+    let chroot = unique_chroot("replaced");
+    let proxy = FaultProxy::start(common::server().addr()).unwrap();
+    let flaky = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let observer = direct(&chroot).await.lock("/r/lock").unwrap();
+    let mut granted = 0;
+    for round in 0..5 {
+        expire_session(&flaky, &proxy).await.unwrap();
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                let lock = flaky.lock("/r/lock").unwrap();
+                tokio::spawn(async move {
+                    match lock.lock().await {
+                        Ok(guard) => guard.release().await.map(|()| true),
+                        Err(err) => Err(err),
+                    }
+                })
+            })
+            .collect();
+        for call in calls {
+            match timeout(BOUND, call).await.unwrap().unwrap() {
+                Ok(_) => granted += 1,
+                Err(Error::SessionLost) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            observer.queue_len().await.unwrap(),
+            0,
+            "round {round}: a node was left behind"
+        );
+    }
+    assert!(granted > 0, "the replacement session takes locks");
 }
