@@ -7,6 +7,13 @@
 //! …, `0000000000`. A directory that is never empty long enough for the server to reap it (a hot
 //! lock) gets there after about 10^9 lock cycles.
 //!
+//! What a ZooKeeper 3.8 server really does there (tried on one whose snapshot put a directory's
+//! `cversion` at 2^31 − 2): the request processor hands out the wrapped, negative numbers only
+//! while creates overlap in its pipeline; the stored counter only ever grows (`DataTree` keeps
+//! the larger value), so it stays at `2147483647`, and contenders created one after another all
+//! get that same suffix. This module orders negative numbers correctly; equal numbers are ordered
+//! by name by the caller, which is not arrival order (see the README's non-guarantees).
+//!
 //! Numeric order breaks at the wrap: the first node after it would sort ahead of every older
 //! one. Serial-number arithmetic (RFC 1982) on the 2^32 circle does not break, provided the
 //! numbers compared are less than 2^31 apart. That is the one assumption made here, and
