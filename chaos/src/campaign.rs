@@ -2,6 +2,8 @@
 //! faults for the configured time, then every worker stopped, the final state read, and the
 //! checker run over it all.
 
+#![allow(clippy::disallowed_types)] // the controller's bare client (see `zk`)
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -134,7 +136,10 @@ impl Report {
         for (kind, n) in shown.iter().filter(|(_, n)| **n > 3) {
             s.push_str(&format!("    [{kind}] … {} more\n", n - 3));
         }
-        s.push_str(&format!("  log: {}\n", self.out_dir.join("events.jsonl").display()));
+        s.push_str(&format!(
+            "  log: {}\n",
+            self.out_dir.join("events.jsonl").display()
+        ));
         s
     }
 }
@@ -159,7 +164,10 @@ struct Live {
 impl Live {
     fn update(&self, line: &Line) {
         let Some(w) = line.w else { return };
-        let mut view = self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut view = self
+            .view
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(v) = view.get_mut(w) else { return };
         if line.inc != v.inc {
             return; // a late line of an incarnation that was killed
@@ -186,7 +194,10 @@ impl Live {
     }
 
     fn new_incarnation(&self, w: usize, inc: u32) {
-        let mut view = self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut view = self
+            .view
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(v) = view.get_mut(w) {
             *v = WorkerView {
                 inc,
@@ -231,7 +242,8 @@ struct Run<'a> {
 /// violations are not errors, they are in the [`Report`].
 pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
     let started = Instant::now();
-    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| ChaosError::Io(format!("{}: {e}", cfg.out_dir.display())))?;
+    std::fs::create_dir_all(&cfg.out_dir)
+        .map_err(|e| ChaosError::Io(format!("{}: {e}", cfg.out_dir.display())))?;
     let (ensemble, workers) = (cfg.ensemble, cfg.workers);
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(ensemble, workers))
         .await
@@ -273,7 +285,9 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         .wait_until(Duration::from_secs(60), |v| v.iter().all(|w| w.started))
         .await
     {
-        return Err(ChaosError::Timeout("the workers did not all connect within 60 s".into()));
+        return Err(ChaosError::Timeout(
+            "the workers did not all connect within 60 s".into(),
+        ));
     }
     let run_start = now_us();
     let deadline = Instant::now() + cfg.duration;
@@ -301,7 +315,9 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         let _ = p.send("stop").await;
     }
     let stop_bound = cfg.session_timeout * 2 + Duration::from_secs(10);
-    run.live.wait_until(stop_bound, |v| v.iter().all(|w| w.stopped)).await;
+    run.live
+        .wait_until(stop_bound, |v| v.iter().all(|w| w.stopped))
+        .await;
     let stuck: Vec<usize> = run
         .live
         .snapshot()
@@ -372,7 +388,8 @@ async fn collect(
     live: Arc<Live>,
 ) -> Result<Vec<Line>, ChaosError> {
     use std::io::Write as _;
-    let file = std::fs::File::create(&path).map_err(|e| ChaosError::Io(format!("{}: {e}", path.display())))?;
+    let file =
+        std::fs::File::create(&path).map_err(|e| ChaosError::Io(format!("{}: {e}", path.display())))?;
     let mut out = std::io::BufWriter::new(file);
     let mut lines = Vec::new();
     while let Some(line) = rx.recv().await {
@@ -385,12 +402,19 @@ async fn collect(
 }
 
 /// Waits up to `bound` for `dir` to have no children, woken by its watch; returns what is left.
-async fn wait_empty(client: &zk::Client, dir: &str, bound: Duration) -> Result<Vec<(String, i64)>, ChaosError> {
+async fn wait_empty(
+    client: &zk::Client,
+    dir: &str,
+    bound: Duration,
+) -> Result<Vec<(String, i64)>, ChaosError> {
     let deadline = Instant::now() + bound;
     loop {
         match client.get_and_watch_children(dir).await {
             Ok((children, _, watcher)) if !children.is_empty() => {
-                if tokio::time::timeout_at(deadline, watcher.changed()).await.is_err() {
+                if tokio::time::timeout_at(deadline, watcher.changed())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -511,7 +535,9 @@ impl Run<'_> {
                     p.send("expire").await?;
                 }
                 self.live
-                    .wait_until(Duration::from_secs(15), |v| v.get(w).is_some_and(|v| v.expiries > before))
+                    .wait_until(Duration::from_secs(15), |v| {
+                        v.get(w).is_some_and(|v| v.expiries > before)
+                    })
                     .await;
             }
             FaultKind::LeaderKill => {

@@ -12,7 +12,7 @@ const HEAP_MB: u32 = 48;
 
 #[derive(Debug)]
 enum Servers {
-    Single(ZkServer),
+    Single(Box<ZkServer>),
     Ensemble(ZkEnsemble),
 }
 
@@ -39,7 +39,9 @@ impl Cluster {
                 .map_err(|e| ChaosError::Server(e.to_string()))?;
             Servers::Ensemble(e)
         } else {
-            Servers::Single(builder.start().map_err(|e| ChaosError::Server(e.to_string()))?)
+            Servers::Single(Box::new(
+                builder.start().map_err(|e| ChaosError::Server(e.to_string()))?,
+            ))
         };
         let mut cluster = Cluster {
             servers,

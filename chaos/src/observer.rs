@@ -7,6 +7,8 @@
 //! re-created under the same name (each carries a random marker), so "seen, then absent" is
 //! proof of deletion.
 
+#![allow(clippy::disallowed_types)] // the controller's bare client (see `zk`)
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

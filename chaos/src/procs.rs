@@ -129,7 +129,9 @@ impl WorkerProc {
         stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
-            .map_err(|e| ChaosError::Spawn(format!("cannot send {command:?} to worker {}: {e}", self.worker)))?;
+            .map_err(|e| {
+                ChaosError::Spawn(format!("cannot send {command:?} to worker {}: {e}", self.worker))
+            })?;
         stdin
             .flush()
             .await

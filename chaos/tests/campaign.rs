@@ -57,8 +57,15 @@ async fn lock_holds_under_faults() {
     cfg.duration = Duration::from_secs(16);
     cfg.quiet = (Duration::from_millis(300), Duration::from_millis(1500));
     let report = run(cfg).await;
-    assert!(report.faults.values().sum::<u64>() >= 3, "too few faults: {:?}", report.faults);
-    assert!(report.stats.windows_checked >= 1, "no quiet window was checked for progress");
+    assert!(
+        report.faults.values().sum::<u64>() >= 3,
+        "too few faults: {:?}",
+        report.faults
+    );
+    assert!(
+        report.stats.windows_checked >= 1,
+        "no quiet window was checked for progress"
+    );
     assert!(
         report.violations.is_empty(),
         "seed {}: {} violations ({:?}); log in {}",
@@ -78,8 +85,15 @@ async fn rwlock_holds_under_faults() {
     cfg.duration = Duration::from_secs(16);
     cfg.quiet = (Duration::from_millis(300), Duration::from_millis(1500));
     let report = run(cfg).await;
-    assert!(report.faults.values().sum::<u64>() >= 3, "too few faults: {:?}", report.faults);
-    assert!(report.stats.windows_checked >= 1, "no quiet window was checked for progress");
+    assert!(
+        report.faults.values().sum::<u64>() >= 3,
+        "too few faults: {:?}",
+        report.faults
+    );
+    assert!(
+        report.stats.windows_checked >= 1,
+        "no quiet window was checked for progress"
+    );
     assert!(
         report.violations.is_empty(),
         "seed {}: {} violations ({:?}); log in {}",

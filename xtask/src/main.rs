@@ -1,4 +1,5 @@
-//! `cargo xtask demo` and `cargo xtask test`: the two commands that set up a fresh machine.
+//! `cargo xtask demo` and `cargo xtask test`: the two commands that set up a fresh machine (and
+//! `cargo xtask chaos`, the fault campaign).
 //!
 //! Each installs what is missing (Java and ZooKeeper, through apt when run as root or with
 //! passwordless sudo; otherwise it prints the exact command) and is safe to run twice.
@@ -6,10 +7,12 @@
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup> [extra cargo args]
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|chaos> [extra args]
   demo   install what is missing, then run the main demo (examples/bank.rs)
   test   install what is missing, then run every test of the workspace
-  setup  only install what is missing";
+  setup  only install what is missing
+  chaos  the fault campaign: cargo xtask chaos --secs N [--seed S] [--workers N] [--ensemble]
+         [--workload lock|rwlock|both]; prints a summary, exits non-zero on violations";
 
 /// Debian packages the tests and examples need: a JRE and ZooKeeper's jars.
 const PACKAGES: &[&str] = &["default-jre-headless", "zookeeper"];
@@ -41,6 +44,13 @@ fn main() -> ExitCode {
         ),
         "test" => cargo(&["test", "--workspace", "--all-targets"], &extra)
             .and_then(|()| cargo(&["test", "--workspace", "--doc"], &extra)),
+        // The worker binary must exist beside the controller: build both, then run.
+        "chaos" => cargo(&["build", "--release", "-p", "mazurka-chaos", "--bins"], &[]).and_then(|()| {
+            cargo(
+                &["run", "--release", "-p", "mazurka-chaos", "--bin", "chaos", "--"],
+                &extra,
+            )
+        }),
         other => {
             eprintln!("xtask: unknown task {other:?}\n{USAGE}");
             return ExitCode::FAILURE;

@@ -41,7 +41,8 @@ fn parse(args: Vec<String>) -> Result<(Vec<Config>, PathBuf), String> {
             "--secs" => secs = num(value("--secs")?, "--secs")?,
             "--seed" => seed = num(value("--seed")?, "--seed")?,
             "--workers" => {
-                workers = usize::try_from(num(value("--workers")?, "--workers")?).map_err(|e| e.to_string())?;
+                workers =
+                    usize::try_from(num(value("--workers")?, "--workers")?).map_err(|e| e.to_string())?;
             }
             "--session-ms" => session_ms = num(value("--session-ms")?, "--session-ms")?,
             "--ensemble" => ensemble = true,
@@ -49,7 +50,9 @@ fn parse(args: Vec<String>) -> Result<(Vec<Config>, PathBuf), String> {
             "--workload" => {
                 workloads = match value("--workload")?.as_str() {
                     "both" => vec![Workload::Lock, Workload::RwLock],
-                    other => vec![Workload::parse(other).ok_or_else(|| format!("unknown workload {other:?}"))?],
+                    other => {
+                        vec![Workload::parse(other).ok_or_else(|| format!("unknown workload {other:?}"))?]
+                    }
                 }
             }
             "-h" | "--help" => return Err("help".into()),
@@ -106,7 +109,10 @@ fn run(configs: Vec<Config>, out: &std::path::Path) -> ExitCode {
             }
         }
     }
-    println!("chaos: {violations} violations in all; logs under {}", out.display());
+    println!(
+        "chaos: {violations} violations in all; logs under {}",
+        out.display()
+    );
     if violations == 0 {
         ExitCode::SUCCESS
     } else {

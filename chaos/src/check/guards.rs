@@ -114,8 +114,18 @@ fn token_order(grants: &[Grant], out: &mut Vec<Violation>) {
                 detail: format!(
                     "worker {} op {} got a {:?} guard with token {} (node {}) at {}, after worker {} \
                      op {} had been returned a {:?} guard with the larger token {} (node {}) at {}",
-                    b.key.0, b.key.2, b.mode, b.token, b.node, b.poll_start, a.key.0, a.key.2, a.mode,
-                    a.token, a.node, a.returned
+                    b.key.0,
+                    b.key.2,
+                    b.mode,
+                    b.token,
+                    b.node,
+                    b.poll_start,
+                    a.key.0,
+                    a.key.2,
+                    a.mode,
+                    a.token,
+                    a.node,
+                    a.returned
                 ),
             });
         }

@@ -74,7 +74,10 @@ pub fn check(input: &Input<'_>, out: &mut Vec<Violation>) {
         if entry.n != expected {
             out.push(Violation {
                 kind: "history-gap",
-                detail: format!("history entry {i} is for counter value {} (expected {expected})", entry.n),
+                detail: format!(
+                    "history entry {i} is for counter value {} (expected {expected})",
+                    entry.n
+                ),
             });
             break;
         }
@@ -93,7 +96,14 @@ pub fn check(input: &Input<'_>, out: &mut Vec<Violation>) {
                     detail: format!(
                         "counter value {} written with token {} after value {} with token {} \
                          (worker {} op {}, then worker {} op {})",
-                        entry.n, entry.token, prev.n, prev.token, prev.worker, prev.op, entry.worker, entry.op
+                        entry.n,
+                        entry.token,
+                        prev.n,
+                        prev.token,
+                        prev.worker,
+                        prev.op,
+                        entry.worker,
+                        entry.op
                     ),
                 });
             }

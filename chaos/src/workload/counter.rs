@@ -93,11 +93,15 @@ pub(crate) fn add_increment<'a>(
     let mut fenced = fenced
         .delete(&counter_node(n - 1))?
         .create(&counter_node(n), Vec::new())?;
-    if n % paths::BUCKET == 0 {
+    if n.checked_rem(paths::BUCKET) == Some(0) {
         fenced = fenced.create(&bucket_path(n), Vec::new())?;
     }
     fenced.create(
-        &format!("{}/{}", bucket_path(n), entry_name(n, ctx.worker, ctx.inc, op, token)),
+        &format!(
+            "{}/{}",
+            bucket_path(n),
+            entry_name(n, ctx.worker, ctx.inc, op, token)
+        ),
         Vec::new(),
     )
 }

@@ -148,8 +148,7 @@ impl WorkerArgs {
         };
         let workload = get(0, "workload")?;
         Ok(WorkerArgs {
-            workload: Workload::parse(&workload)
-                .ok_or_else(|| format!("unknown workload {workload:?}"))?,
+            workload: Workload::parse(&workload).ok_or_else(|| format!("unknown workload {workload:?}"))?,
             worker: usize::try_from(num(1, "worker")?).map_err(|e| e.to_string())?,
             inc: u32::try_from(num(2, "incarnation")?).map_err(|e| e.to_string())?,
             connect: get(3, "connect string")?,
