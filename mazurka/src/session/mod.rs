@@ -295,9 +295,9 @@ impl Config {
                 Ok(acl::Found::Strong) => {}
                 Ok(acl::Found::Missing) => {
                     return Err(self.connect_error(format!(
-                        "cannot create chroot {root}: its parent does not let this session create it; create it \
+                    "cannot create chroot {root}: its parent does not let this session create it; create it \
                          as an administrator, or choose another chroot"
-                    )))
+                )))
                 }
                 Err(Error::AuthFailed { .. }) => return Err(self.auth_failed()),
                 Err(err) => return Err(err),
@@ -676,10 +676,17 @@ async fn follow(inner: &Weak<Inner>, watcher: &mut zk::StateWatcher, generation:
     let Some(timing) = inner.upgrade().and_then(|strong| {
         let current = strong.current.lock().ok()?;
         let client = &current.as_ref().filter(|c| c.generation == generation)?.client;
-        Some(lease::Timing::new(client.session_timeout(), strong.config.zk_connection_timeout()))
+        Some(lease::Timing::new(
+            client.session_timeout(),
+            strong.config.zk_connection_timeout(),
+        ))
     }) else {
         return false;
     };
+    // The client has just connected (the server heard from us then): the lease starts now.
+    if let Some(strong) = inner.upgrade() {
+        strong.lease.set(Instant::now() + timing.window());
+    }
     // `state_watcher()` marks the state at that moment as seen: look at it first, or a change
     // between connecting and watching (a disconnect, even an expiry) would go unnoticed.
     let mut unseen = Some(watcher.peek_state());
@@ -706,7 +713,9 @@ async fn follow(inner: &Weak<Inner>, watcher: &mut zk::StateWatcher, generation:
                 }
             }
         };
-        let Some(strong) = inner.upgrade() else { return false };
+        let Some(strong) = inner.upgrade() else {
+            return false;
+        };
         let now = Instant::now();
         if now.saturating_duration_since(beat) > timing.gap() {
             tracing::debug!(gap = ?now.saturating_duration_since(beat), "the session supervisor did not run for a while");
@@ -722,7 +731,9 @@ async fn follow(inner: &Weak<Inner>, watcher: &mut zk::StateWatcher, generation:
             }
             Wake::State(state) => {
                 let mapped = match state {
-                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => SessionState::Connected,
+                    zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                        SessionState::Connected
+                    }
                     zk::SessionState::Disconnected => SessionState::Suspended,
                     zk::SessionState::Expired | zk::SessionState::AuthFailed => SessionState::Lost,
                     zk::SessionState::Closed => {
@@ -756,11 +767,11 @@ async fn follow(inner: &Weak<Inner>, watcher: &mut zk::StateWatcher, generation:
             Wake::Beat => {}
         }
         if connected && needs_proof && proof.is_none() {
-            let probe = strong
-                .current
-                .lock()
-                .ok()
-                .and_then(|c| c.as_ref().filter(|c| c.generation == generation).map(|c| c.client.check_stat("/")));
+            let probe = strong.current.lock().ok().and_then(|c| {
+                c.as_ref()
+                    .filter(|c| c.generation == generation)
+                    .map(|c| c.client.check_stat("/"))
+            });
             if let Some(probe) = probe {
                 proof = Some(Box::pin(async move { probe.await.is_ok() }));
             }
