@@ -36,14 +36,20 @@ async fn raw(auth: Option<(&str, &str)>) -> zk::Client {
     if let Some((user, password)) = auth {
         connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
     }
-    connector.connect(&common::server().connect_string()).await.unwrap()
+    connector
+        .connect(&common::server().connect_string())
+        .await
+        .unwrap()
 }
 
 /// The ACL the policy should give, as ZooKeeper records it for alice: learnt from the server by
 /// creating a node with the `auth` ACL and reading it back.
 async fn expected_acl(alice: &zk::Client, scratch: &str, policy: AclPolicy) -> Vec<zk::Acl> {
     alice
-        .mkdir(scratch, &zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all()))
+        .mkdir(
+            scratch,
+            &zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all()),
+        )
         .await
         .unwrap();
     let (mut acl, _) = alice.get_acl(scratch).await.unwrap();
@@ -113,12 +119,12 @@ async fn acl_matrix(policy: AclPolicy) {
     let guard = timeout(BOUND, lock.lock()).await.unwrap().unwrap();
     let rw = session.rw_lock("/app/rw/catalog").unwrap();
     let read = rw.read().await.unwrap();
-    let r = Ref::new(&session, "/app/refs/a", 1u64).await.unwrap();
-    let atom = Atom::new(&session, "/app/atoms/n", 0u64).await.unwrap();
-    let pod = Pod::new(&session, "/app/pods/p", 0u64).await.unwrap();
+    let r = Ref::<u64>::new(&session, "/app/refs/a", 1).await.unwrap();
+    let atom = Atom::<u64>::new(&session, "/app/atoms/n", 0).await.unwrap();
+    let pod = Pod::<u64>::new(&session, "/app/pods/p", 0).await.unwrap();
     let pod_guard = pod.lock().lock().await.unwrap();
     let small_chunks = BlobOptions::default().inline_limit(1024).chunk_bytes(2048);
-    let big = Ref::new_with(&session, "/app/blobs/big", vec![7u8; 6000], small_chunks)
+    let big = Ref::<Vec<u8>>::new_with(&session, "/app/blobs/big", vec![7u8; 6000], small_chunks)
         .await
         .unwrap();
 
@@ -130,11 +136,19 @@ async fn acl_matrix(policy: AclPolicy) {
             "{policy:?}: {path} has the wrong ACL"
         );
     }
-    let under = |prefix: &str| tree.keys().filter(|p| p.starts_with(&format!("{chroot}{prefix}"))).count();
+    let under = |prefix: &str| {
+        tree.keys()
+            .filter(|p| p.starts_with(&format!("{chroot}{prefix}")))
+            .count()
+    };
     for (kind, prefix, at_least) in [
         ("the chroot and the parents", "/app", 1),
         ("lock directory and holder node", "/app/locks/job/", 1),
-        ("condition directory and waiter node", "/app/locks/job.condition.ready/", 1),
+        (
+            "condition directory and waiter node",
+            "/app/locks/job.condition.ready/",
+            1,
+        ),
         ("read-write lock reader node", "/app/rw/catalog/", 1),
         ("ref and its parent", "/app/refs/a", 1),
         ("atom", "/app/atoms/n", 1),
@@ -161,12 +175,16 @@ async fn acl_matrix(policy: AclPolicy) {
         other => panic!("{policy:?}: {what}: expected PermissionDenied, got {other:?}"),
     };
     let reads_refused = policy == AclPolicy::CreatorOnly;
-    let theirs = timeout(PROMPT, Ref::<u64>::open(&stranger, "/app/refs/a")).await.unwrap();
+    let theirs = timeout(PROMPT, Ref::<u64>::open(&stranger, "/app/refs/a"))
+        .await
+        .unwrap();
     match theirs {
         Ok(theirs) => {
             assert!(!reads_refused, "a CreatorOnly ref opened with the wrong password");
             assert_eq!(timeout(PROMPT, theirs.deref_sync()).await.unwrap().unwrap(), 1);
-            let write = timeout(PROMPT, mazurka::dosync(|| theirs.alter(|v| v + 1))).await.unwrap();
+            let write = timeout(PROMPT, mazurka::dosync(|| theirs.alter(|v| v + 1)))
+                .await
+                .unwrap();
             denied("ref write", write.map(drop));
         }
         Err(err) => {
@@ -174,10 +192,19 @@ async fn acl_matrix(policy: AclPolicy) {
             denied("ref read", Err(err));
         }
     }
-    match timeout(PROMPT, Atom::<u64>::open(&stranger, "/app/atoms/n")).await.unwrap() {
+    match timeout(PROMPT, Atom::<u64>::open(&stranger, "/app/atoms/n"))
+        .await
+        .unwrap()
+    {
         Ok(theirs) => {
-            assert!(!reads_refused, "a CreatorOnly atom opened with the wrong password");
-            denied("atom swap", timeout(PROMPT, theirs.swap(|v| v + 1)).await.unwrap().map(drop));
+            assert!(
+                !reads_refused,
+                "a CreatorOnly atom opened with the wrong password"
+            );
+            denied(
+                "atom swap",
+                timeout(PROMPT, theirs.swap(|v| v + 1)).await.unwrap().map(drop),
+            );
         }
         Err(err) => {
             assert!(reads_refused, "{policy:?}: reading an atom: {err:?}");
@@ -198,7 +225,10 @@ async fn acl_matrix(policy: AclPolicy) {
     if reads_refused {
         denied(
             "condition waiter count",
-            timeout(PROMPT, their_ready.waiter_count()).await.unwrap().map(drop),
+            timeout(PROMPT, their_ready.waiter_count())
+                .await
+                .unwrap()
+                .map(drop),
         );
     }
     denied(
@@ -245,8 +275,8 @@ async fn nodes_created_after_an_expiry_are_still_creator_only() {
         .unwrap()
         .unwrap();
     assert_ne!(session.id(), old_id);
-    let _r = Ref::new(&session, "/after/refs/a", 5u32).await.unwrap();
-    let _atom = Atom::new(&session, "/after/atom", 5u32).await.unwrap();
+    let _r = Ref::<u32>::new(&session, "/after/refs/a", 5).await.unwrap();
+    let _atom = Atom::<u32>::new(&session, "/after/atom", 5).await.unwrap();
     let tree = tree_acls(&alice, &format!("{chroot}/after")).await;
     assert!(tree.len() >= 6, "{:?}", tree.keys());
     for (path, acl) in tree {
@@ -255,7 +285,10 @@ async fn nodes_created_after_an_expiry_are_still_creator_only() {
     let anonymous = Session::connect(format!("{}{chroot}", common::server().connect_string()))
         .await
         .unwrap();
-    match timeout(PROMPT, anonymous.lock("/after/lock").unwrap().try_lock()).await.unwrap() {
+    match timeout(PROMPT, anonymous.lock("/after/lock").unwrap().try_lock())
+        .await
+        .unwrap()
+    {
         Err(Error::PermissionDenied { .. }) => {}
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
@@ -288,7 +321,13 @@ async fn pre_created_nodes_with_a_weaker_acl_are_refused() {
     let alice = raw(Some((USER, PASSWORD))).await;
     let mine = zk::Acls::creator_all;
     // Directories of the application, as a CreatorOnly session of alice would make them...
-    alice.mkdir(&format!("{base}/locks"), &zk::CreateMode::Persistent.with_acls(mine())).await.unwrap();
+    alice
+        .mkdir(
+            &format!("{base}/locks"),
+            &zk::CreateMode::Persistent.with_acls(mine()),
+        )
+        .await
+        .unwrap();
     for dir in ["refs", "blobs", "values"] {
         plant(&alice, &format!("{base}/{dir}"), mine()).await;
     }
@@ -306,34 +345,53 @@ async fn pre_created_nodes_with_a_weaker_acl_are_refused() {
         .unwrap();
 
     let lock = session.lock(format!("{base}/locks/open")).unwrap();
-    assert_weak(timeout(PROMPT, lock.try_lock()).await.unwrap().map(drop), &format!("{base}/locks/open"));
-    assert_weak(timeout(PROMPT, lock.lock()).await.unwrap().map(drop), &format!("{base}/locks/open"));
-    let rw = session.rw_lock(format!("{base}/locks/open")).unwrap();
-    assert_weak(timeout(PROMPT, rw.try_write()).await.unwrap().map(drop), &format!("{base}/locks/open"));
     assert_weak(
-        Ref::new(&session, format!("{base}/refs/open/a"), 1u8).await.map(drop),
+        timeout(PROMPT, lock.try_lock()).await.unwrap().map(drop),
+        &format!("{base}/locks/open"),
+    );
+    assert_weak(
+        timeout(PROMPT, lock.lock()).await.unwrap().map(drop),
+        &format!("{base}/locks/open"),
+    );
+    let rw = session.rw_lock(format!("{base}/locks/open")).unwrap();
+    assert_weak(
+        timeout(PROMPT, rw.try_write()).await.unwrap().map(drop),
+        &format!("{base}/locks/open"),
+    );
+    assert_weak(
+        Ref::<u8>::new(&session, format!("{base}/refs/open/a"), 1)
+            .await
+            .map(drop),
         &format!("{base}/refs/open"),
     );
     assert_weak(
-        Atom::new(&session, format!("{base}/refs/open/b"), 1u8).await.map(drop),
+        Atom::<u8>::new(&session, format!("{base}/refs/open/b"), 1)
+            .await
+            .map(drop),
         &format!("{base}/refs/open"),
     );
     let chunked = BlobOptions::default().inline_limit(1024);
     assert_weak(
-        Ref::new_with(&session, format!("{base}/blobs/big"), vec![1u8; 4000], chunked)
+        Ref::<Vec<u8>>::new_with(&session, format!("{base}/blobs/big"), vec![1u8; 4000], chunked)
             .await
             .map(drop),
         &format!("{base}/blobs/big.blobs"),
     );
     // A node that is itself the value, pre-created open.
     assert_weak(
-        Ref::new(&session, format!("{base}/values/open"), 1u8).await.map(drop),
+        Ref::<u8>::new(&session, format!("{base}/values/open"), 1)
+            .await
+            .map(drop),
         &format!("{base}/values/open"),
     );
     // Nothing was left in the refused directories.
     for dir in ["locks/open", "refs/open", "blobs/big.blobs"] {
         assert!(
-            alice.list_children(&format!("{base}/{dir}")).await.unwrap().is_empty(),
+            alice
+                .list_children(&format!("{base}/{dir}"))
+                .await
+                .unwrap()
+                .is_empty(),
             "something was created in {dir}"
         );
     }

@@ -249,7 +249,10 @@ impl Error {
     /// Whether the session used is gone for good (what it held is lost).
     #[must_use]
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Error::SessionLost | Error::Closed | Error::AuthFailed { .. })
+        matches!(
+            self,
+            Error::SessionLost | Error::Closed | Error::AuthFailed { .. }
+        )
     }
 
     pub(crate) fn invalid_path(path: &str, rule: PathRule) -> Self {

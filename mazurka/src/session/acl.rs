@@ -173,7 +173,12 @@ impl Session {
 
     /// Checks (one `getACL`) a node that a create found already there, unless verified before
     /// and `recheck` is false. `Ok` for an open policy.
-    pub(super) async fn check_existing(&self, client: &zk::Client, path: &str, recheck: bool) -> Result<Found> {
+    pub(super) async fn check_existing(
+        &self,
+        client: &zk::Client,
+        path: &str,
+        recheck: bool,
+    ) -> Result<Found> {
         let Some((policy, own)) = self.restrictive() else {
             return Ok(Found::Strong);
         };
@@ -272,20 +277,27 @@ mod tests {
         let own_all = acl(zk::Permission::ALL, "digest", OWN);
         let world = |p| acl(p, "world", "anyone");
         for policy in [AclPolicy::CreatorOnly, AclPolicy::CreatorAllAnyoneRead] {
-            assert_eq!(weakness(policy, &[own_all.clone()], OWN), None);
+            assert_eq!(weakness(policy, std::slice::from_ref(&own_all), OWN), None);
             assert!(weakness(policy, &[world(zk::Permission::ALL)], OWN).is_some());
             assert!(weakness(policy, &[own_all.clone(), world(zk::Permission::CREATE)], OWN).is_some());
             // The same user with another password is someone else.
             assert!(weakness(policy, &[acl(zk::Permission::ALL, "digest", "alice:other=")], OWN).is_some());
             assert!(weakness(policy, &[acl(zk::Permission::DELETE, "ip", "10.0.0.1")], OWN).is_some());
-            assert_eq!(weakness(policy, &[own_all.clone(), world(zk::Permission::NONE)], OWN), None);
+            assert_eq!(
+                weakness(policy, &[own_all.clone(), world(zk::Permission::NONE)], OWN),
+                None
+            );
         }
         let read = [own_all.clone(), world(zk::Permission::READ)];
         assert_eq!(weakness(AclPolicy::CreatorAllAnyoneRead, &read, OWN), None);
         let detail = weakness(AclPolicy::CreatorOnly, &read, OWN).unwrap_or_default();
         assert!(detail.contains("world:anyone"), "{detail}");
-        let redacted = weakness(AclPolicy::CreatorOnly, &[acl(zk::Permission::ALL, "digest", "alice:x")], OWN)
-            .unwrap_or_default();
+        let redacted = weakness(
+            AclPolicy::CreatorOnly,
+            &[acl(zk::Permission::ALL, "digest", "alice:x")],
+            OWN,
+        )
+        .unwrap_or_default();
         assert!(redacted.contains("lacks ADMIN"), "{redacted}");
     }
 }

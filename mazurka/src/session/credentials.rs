@@ -88,7 +88,10 @@ mod tests {
         let c = Credentials::digest("alice".into(), "hunter2-secret".into());
         let shown = format!("{c:?} {c:#?} {}", c.describe());
         assert!(!shown.contains("hunter2-secret"), "{shown}");
-        assert!(!shown.contains(&c.acl_id()[6..]), "the password's hash shows: {shown}");
+        assert!(
+            !shown.contains(&c.acl_id()[6..]),
+            "the password's hash shows: {shown}"
+        );
         assert!(shown.contains("alice") && shown.contains(REDACTED), "{shown}");
     }
 
@@ -103,7 +106,11 @@ mod tests {
             Err(err) => panic!("valid settings refused: {err}"),
         };
         let hash = Credentials::digest("alice".into(), "hunter2-secret".into()).acl_id()[6..].to_owned();
-        for shown in [format!("{builder:?}"), format!("{builder:#?}"), format!("{config:?}")] {
+        for shown in [
+            format!("{builder:?}"),
+            format!("{builder:#?}"),
+            format!("{config:?}"),
+        ] {
             assert!(!shown.contains("hunter2-secret"), "{shown}");
             assert!(!shown.contains(&hash), "the password's hash shows: {shown}");
             assert!(shown.contains("alice"), "{shown}");

@@ -229,7 +229,8 @@ impl Session {
         let options = mode.zk().with_acls(self.acl().acls());
         // The ACL checks of the directories go out first, in the same round trip (see `acl`).
         let checked = self.check_ancestors_now(&client, path);
-        let (checked, created) = futures_util::future::join(checked, client.create(path, data, &options)).await;
+        let (checked, created) =
+            futures_util::future::join(checked, client.create(path, data, &options)).await;
         let (stat, sequence) = self
             .judge_create(&client, path, mode, checked, created)
             .await?
@@ -274,16 +275,19 @@ impl Session {
             Ok(created) => created.map_err(|e| map_err(e, "create", path)),
             Err(err) => Err(err),
         };
-        let created = created
-            .map(|(stat, sequence)| Created {
-                path: match mode {
-                    CreateMode::EphemeralSequential => format!("{path}{sequence}"),
-                    _ => path.to_owned(),
-                },
-                stat: stat.into(),
-                generation,
-            });
-        Ok((generation, created, listed.map_err(|e| map_err(e, "getChildren", dir))))
+        let created = created.map(|(stat, sequence)| Created {
+            path: match mode {
+                CreateMode::EphemeralSequential => format!("{path}{sequence}"),
+                _ => path.to_owned(),
+            },
+            stat: stat.into(),
+            generation,
+        });
+        Ok((
+            generation,
+            created,
+            listed.map_err(|e| map_err(e, "getChildren", dir)),
+        ))
     }
 
     /// The stat of a node if it exists, and a watch on it — asked of ZooKeeper session
@@ -311,7 +315,8 @@ impl Session {
         let client = self.live().await?;
         let options = mode.zk().with_acls(self.acl().acls());
         let checked = self.check_ancestors_now(&client, path);
-        let (checked, created) = futures_util::future::join(checked, client.create(path, &[], &options)).await;
+        let (checked, created) =
+            futures_util::future::join(checked, client.create(path, &[], &options)).await;
         match self.judge_create(&client, path, mode, checked, created).await? {
             Ok(_) | Err(zk::Error::NodeExists) => return Ok(()),
             Err(zk::Error::NoNode) => {}
@@ -484,7 +489,8 @@ impl Session {
             )),
             Err(zk::MultiWriteError::OperationFailed { index, source }) => {
                 let path = ops.get(index).map_or(first, |op| op.path());
-                if let (Some(MultiOp::Create { mode, .. }), zk::Error::NodeExists) = (ops.get(index), &source) {
+                if let (Some(MultiOp::Create { mode, .. }), zk::Error::NodeExists) = (ops.get(index), &source)
+                {
                     // Used as found by the caller, so only if its ACL is strong enough.
                     self.check_existing(&client, path, *mode == CreateMode::Container)
                         .await?;

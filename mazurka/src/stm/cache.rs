@@ -122,8 +122,41 @@ pub(crate) struct CacheEntry {
     /// A pointer this process wrote without learning its stat (a pod's check-in), with its
     /// payload: the refresh task takes the payload from here instead of downloading it.
     hint: std::sync::Mutex<Option<(Arc<Vec<u8>>, Bytes)>>,
+    /// Set while the refresh task's reads are refused in a way retrying does not fix soon (the
+    /// ACL, the credentials): a first load reports it instead of waiting out its bound.
+    refused: watch::Sender<Option<Refused>>,
     /// Dropped with the entry: tells the refresh task to stop.
     _alive: watch::Sender<()>,
+}
+
+/// Why the refresh task's reads are refused (see `CacheEntry::refused`).
+#[derive(Debug, Clone)]
+enum Refused {
+    Permission { operation: &'static str, path: String },
+    Credentials { user: String },
+}
+
+impl Refused {
+    fn of(err: &Error) -> Option<Refused> {
+        match err {
+            Error::PermissionDenied { operation, path } => Some(Refused::Permission {
+                operation,
+                path: path.clone(),
+            }),
+            Error::AuthFailed { user } => Some(Refused::Credentials { user: user.clone() }),
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Refused::Permission { operation, path } => Error::PermissionDenied {
+                operation,
+                path: path.clone(),
+            },
+            Refused::Credentials { user } => Error::AuthFailed { user: user.clone() },
+        }
+    }
 }
 
 impl CacheEntry {
@@ -143,6 +176,7 @@ impl CacheEntry {
             wake: Arc::default(),
             blobs: OnceLock::from(blobs.clone()),
             hint: std::sync::Mutex::new(None),
+            refused: watch::channel(None).0,
             _alive: alive,
         });
         *slot = Arc::downgrade(&entry);
@@ -163,9 +197,17 @@ impl CacheEntry {
     /// Waits (bounded) until the entry has been loaded once.
     pub(crate) async fn loaded(&self, bound: Duration) -> Result<Known> {
         let mut rx = self.known.subscribe();
-        let loaded = match tokio::time::timeout(bound, rx.wait_for(|k| !matches!(k, Known::Unknown))).await {
-            Ok(Ok(known)) => Ok(known.clone()),
-            Ok(Err(_)) => Err(Error::Closed),
+        let mut refused = self.refused.subscribe();
+        let first = async {
+            tokio::select! {
+                known = rx.wait_for(|k| !matches!(k, Known::Unknown)) => known.map(|k| Ok(k.clone())),
+                why = refused.wait_for(Option::is_some) => why.map(|why| Err(why.clone())),
+            }
+        };
+        let loaded = match tokio::time::timeout(bound, first).await {
+            Ok(Ok(Ok(known))) => Ok(known),
+            Ok(Ok(Err(Some(why)))) => Err(why.error()),
+            Ok(Ok(Err(None)) | Err(_)) => Err(Error::Closed),
             Err(_) => Err(Error::Timeout {
                 operation: "loading a ref's value",
                 after: bound,
@@ -329,15 +371,24 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
                     Err(err) => Cached::new(data, &stat, Payload::Failed(err.to_string().into())),
                 };
                 strong.publish(Known::Value(cached));
+                strong.refused.send_replace(None);
                 Some(watch)
             }
             Ok(None) => {
                 strong.publish(Known::Missing);
+                strong.refused.send_replace(None);
                 None
             }
             Err(Error::Closed) => return,
             Err(err) => {
                 tracing::debug!(%err, path, "cache refresh failed; retrying");
+                // Reported to a first load at once; retried meanwhile, as an ACL may be fixed.
+                if let Some(why) = Refused::of(&err) {
+                    strong.refused.send_replace(Some(why));
+                }
+                if matches!(err, Error::AuthFailed { .. }) {
+                    return; // the session ended for good
+                }
                 drop(strong);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
