@@ -30,16 +30,17 @@ async fn owner(chroot: &str, policy: AclPolicy) -> Session {
         .unwrap()
 }
 
-/// A bare client, authenticated as `user:password` if given.
+/// A bare client on the shared server, authenticated as `user:password` if given.
 async fn raw(auth: Option<(&str, &str)>) -> zk::Client {
+    raw_at(&common::server().connect_string(), auth).await
+}
+
+async fn raw_at(connect: &str, auth: Option<(&str, &str)>) -> zk::Client {
     let mut connector = zk::Client::connector();
     if let Some((user, password)) = auth {
         connector = connector.with_auth("digest", format!("{user}:{password}").as_bytes());
     }
-    connector
-        .connect(&common::server().connect_string())
-        .await
-        .unwrap()
+    connector.connect(connect).await.unwrap()
 }
 
 /// The ACL the policy should give, as ZooKeeper records it for alice: learnt from the server by
@@ -384,6 +385,18 @@ async fn pre_created_nodes_with_a_weaker_acl_are_refused() {
             .map(drop),
         &format!("{base}/values/open"),
     );
+    // The same, when a large initial value would have gone to chunks first.
+    assert_weak(
+        Ref::<Vec<u8>>::new_with(
+            &session,
+            format!("{base}/values/open"),
+            vec![1u8; 4000],
+            BlobOptions::default().inline_limit(1024),
+        )
+        .await
+        .map(drop),
+        &format!("{base}/values/open"),
+    );
     // Nothing was left in the refused directories.
     for dir in ["locks/open", "refs/open", "blobs/big.blobs"] {
         assert!(
@@ -445,4 +458,71 @@ async fn a_chain_planted_by_someone_else_and_an_open_chroot_are_refused() {
         .connect()
         .await;
     assert_weak(connected.map(drop), &base);
+}
+
+/// Requests the server has received so far (`srvr`'s `Received`).
+fn received(server: &mazurka::testkit::ZkServer) -> u64 {
+    let srvr = server.four_letter_word("srvr").unwrap();
+    srvr.lines()
+        .find_map(|l| l.strip_prefix("Received: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Received line in {srvr}"))
+}
+
+/// Requests `n` lock/release cycles cost on `server`.
+async fn cycles_cost(server: &mazurka::testkit::ZkServer, session: &Session, path: &str, n: usize) -> u64 {
+    let lock = session.lock(path).unwrap();
+    let before = received(server);
+    for _ in 0..n {
+        lock.lock().await.unwrap().release().await.unwrap();
+    }
+    received(server) - before
+}
+
+#[tokio::test]
+async fn a_restrictive_policy_costs_no_request_once_its_directories_are_known() {
+    // A server of its own: the count of requests it received is the measure.
+    let server = mazurka::testkit::ZkServer::start().unwrap();
+    let connect = |policy| {
+        Session::builder(server.connect_string())
+            .digest_auth(USER, PASSWORD)
+            .acl(policy)
+            .session_timeout(Duration::from_secs(4))
+            .connect()
+    };
+    let open = connect(AclPolicy::Open).await.unwrap();
+    let closed = connect(AclPolicy::CreatorOnly).await.unwrap();
+    const N: usize = 20;
+    // The first use makes (or checks) the directories...
+    let open_first = cycles_cost(&server, &open, "/open/a/lock", 1).await;
+    let closed_first = cycles_cost(&server, &closed, "/closed/a/lock", 1).await;
+    // ... a directory made by someone else with the same credentials is checked once ...
+    let alice = raw_at(&server.connect_string(), Some((USER, PASSWORD))).await;
+    alice
+        .create(
+            "/closed/a/theirs",
+            b"",
+            &zk::CreateMode::Container.with_acls(zk::Acls::creator_all()),
+        )
+        .await
+        .unwrap();
+    let found_first = cycles_cost(&server, &closed, "/closed/a/theirs", 1).await;
+    let found_again = cycles_cost(&server, &closed, "/closed/a/theirs", 1).await;
+    // ... and then a cycle costs what it costs under the open policy.
+    let open_cost = cycles_cost(&server, &open, "/open/a/lock", N).await;
+    let closed_cost = cycles_cost(&server, &closed, "/closed/a/lock", N).await;
+    eprintln!(
+        "requests: first cycle open {open_first}, CreatorOnly {closed_first}; in a directory found there \
+         {found_first}, then {found_again}; {N} cycles open {open_cost}, CreatorOnly {closed_cost}"
+    );
+    assert_eq!(
+        found_first,
+        found_again + 1,
+        "one getACL for a directory found there"
+    );
+    // Slack for a container reaped between two cycles (re-made by either session alike).
+    assert!(
+        closed_cost <= open_cost + 3,
+        "CreatorOnly {closed_cost} requests for {N} cycles, open {open_cost}"
+    );
 }

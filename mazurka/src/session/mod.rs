@@ -110,12 +110,18 @@ impl SessionBuilder {
 
     /// Authenticates with ZooKeeper's `digest` scheme (`user:password`), so that
     /// [`AclPolicy::CreatorOnly`] znodes are readable by sessions that present the same digest.
+    /// The password never shows in `Debug` output or error messages. If the server refuses the
+    /// credentials, `connect` fails (or, later, the session ends) with [`Error::AuthFailed`].
     pub fn digest_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.digest = Some(Credentials::digest(user.into(), password.into()));
         self
     }
 
     /// The ACL given to every znode this session creates. Default [`AclPolicy::Open`].
+    ///
+    /// Under a restrictive policy, a znode the session would create but finds already there (a
+    /// lock directory, a parent, a ref, the chroot) is used only if its ACL gives nobody else
+    /// more than the policy does; otherwise the call fails with [`Error::WeakAcl`].
     pub fn acl(mut self, policy: AclPolicy) -> Self {
         self.acl = policy;
         self
@@ -126,7 +132,9 @@ impl SessionBuilder {
     /// # Errors
     /// [`Error::Config`] for bad settings (a chroot path that breaks a rule gives
     /// [`Error::InvalidPath`]); [`Error::Connect`] when no server answered within the session
-    /// timeout or authentication failed.
+    /// timeout; [`Error::AuthFailed`] when the server refused the credentials;
+    /// [`Error::WeakAcl`] when, under a restrictive [`AclPolicy`], the chroot exists with a
+    /// weaker ACL.
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future abandons the half-made connection, which closes itself.

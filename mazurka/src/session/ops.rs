@@ -346,6 +346,14 @@ impl Session {
         }
     }
 
+    /// Checks the ACL of an existing node the caller is about to use as if it had created it
+    /// (see `acl`): `Err(WeakAcl)` if weaker than the policy. One `getACL` the first time; nothing
+    /// under an open policy.
+    pub(crate) async fn check_found(&self, path: &str) -> Result<()> {
+        let client = self.live().await?;
+        self.check_existing(&client, path, false).await.map(drop)
+    }
+
     /// Reads data and stat; `None` if the node does not exist.
     pub(crate) async fn get(&self, path: &str) -> Result<Option<(Vec<u8>, Stat)>> {
         let client = self.live().await?;

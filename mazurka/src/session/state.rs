@@ -25,7 +25,9 @@ pub enum SessionState {
     /// hand a lock to someone else). Every lock and ephemeral node it held counts as lost.
     /// Mazurka establishes a new ZooKeeper session for new work and then reports `Connected`.
     Lost,
-    /// Closed by the application ([`Session::close`](super::Session::close)); final.
+    /// Closed by the application ([`Session::close`](super::Session::close)), or ended because
+    /// the server refused the credentials (calls then return
+    /// [`Error::AuthFailed`](crate::Error::AuthFailed)); final.
     Closed,
 }
 

@@ -134,6 +134,8 @@ impl<T: Value, C: Codec> Stored<T, C> {
         }
         // A large initial value is uploaded only if the znode is really missing.
         if !blobs.fits_inline(envelope.len()) && session.get(path.as_str()).await?.is_some() {
+            // Used as if created here: only with an ACL as strong as the session's policy.
+            session.check_found(path.as_str()).await?;
             return Self::open_inner(session, path, blobs).await;
         }
         let packed = blobs.pack(envelope).await?;
