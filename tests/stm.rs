@@ -837,3 +837,105 @@ async fn a_ref_deleted_and_recreated_at_the_same_version_is_a_conflict() {
     );
     assert_eq!(b.deref_sync().await.unwrap(), 5, "the rerun read the new value");
 }
+
+/// Node reads (`getData`, also each one inside a `multiRead`) the server has served under the
+/// top-level path `/<namespace>` (`mntr`'s per-namespace read count).
+fn node_reads(server: &mazurka::testkit::ZkServer, namespace: &str) -> u64 {
+    let mntr = mazurka::testkit::four_letter_word(server.addr(), "mntr").unwrap();
+    let key = format!("zk_cnt_{namespace}_read_per_namespace");
+    mntr.lines()
+        .find_map(|l| {
+            l.strip_prefix(key.as_str())?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A private server (the read counts must be this test's alone), a session on it, and `n` refs
+/// under `/audit` holding 1 each.
+async fn audit_setup(n: usize) -> (mazurka::testkit::ZkServer, Session, Vec<Ref<i64>>) {
+    let server = mazurka::testkit::ZkServer::builder().start().unwrap();
+    let session = Session::builder(server.connect_string())
+        .session_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let mut refs = Vec::new();
+    for i in 0..n {
+        refs.push(Ref::new(&session, format!("/audit/r{i:03}"), 1).await.unwrap());
+    }
+    (server, session, refs)
+}
+
+/// Adds 1 to every ref in one transaction of this session: its commit fires every replica's
+/// watch (the notifications come before the commit's reply), so no replica vouches for its
+/// value any more and the next audit must read every ref from the server.
+async fn touch_all(refs: &[Ref<i64>]) {
+    dosync(|| async move {
+        for r in refs {
+            r.alter(|v| v + 1).await?;
+        }
+        Ok::<_, Error>(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_audit_of_n_refs_costs_n_node_reads_not_n_squared() {
+    const N: usize = 60;
+    let (server, _session, refs) = audit_setup(N).await;
+    let refs = &refs;
+    touch_all(refs).await;
+
+    // Cold: no replica vouches. Each `get` used to re-read everything read so far in one
+    // multiRead (N(N+1)/2 - 1 = 1829 node reads); now each ref is read once, and the first (taken
+    // from its replica) once more when the second read checks it.
+    let before = node_reads(&server, "audit");
+    let total = audit(refs).await.unwrap();
+    let cold = node_reads(&server, "audit") - before;
+    assert_eq!(total, 2 * N as i64);
+    assert!(cold <= N as u64 + 1, "a cold audit of {N} refs read {cold} nodes");
+
+    // Warm: every replica's watch was armed by those reads and has not fired: no request at all.
+    let before = node_reads(&server, "audit");
+    assert_eq!(audit(refs).await.unwrap(), 2 * N as i64);
+    let warm = node_reads(&server, "audit") - before;
+    assert_eq!(warm, 0, "a warm audit read {warm} nodes");
+}
+
+#[tokio::test]
+async fn get_all_reads_what_no_watch_vouches_for_in_one_round() {
+    const N: usize = 60;
+    let (server, _session, refs) = audit_setup(N).await;
+    let refs = &refs;
+    let sum = || async move {
+        dosync(|| async move { Ok::<_, Error>(Ref::get_all(refs).await?.iter().sum::<i64>()) })
+            .await
+            .unwrap()
+    };
+    touch_all(refs).await;
+    let before = node_reads(&server, "audit");
+    assert_eq!(sum().await, 2 * N as i64);
+    let cold = node_reads(&server, "audit") - before;
+    assert_eq!(cold, N as u64, "get_all of {N} refs no watch vouched for");
+
+    // Half of them changed since: only those are read.
+    touch_all(&refs[..N / 2]).await;
+    let before = node_reads(&server, "audit");
+    assert_eq!(sum().await, 2 * N as i64 + (N / 2) as i64);
+    assert_eq!(node_reads(&server, "audit") - before, (N / 2) as u64);
+
+    // Values read earlier in the same attempt come back as they were, new ones join them.
+    let (a, b) = (&refs[0], &refs[1]);
+    let (x, all) = dosync(|| async move {
+        let x = a.get().await?;
+        Ok::<_, Error>((x, Ref::get_all([a, b, a]).await?))
+    })
+    .await
+    .unwrap();
+    assert_eq!(all, vec![x, b.deref_sync().await.unwrap(), x]);
+}

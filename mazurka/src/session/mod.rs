@@ -28,7 +28,7 @@ use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
 use credentials::Credentials;
 
-pub(crate) use ops::{CreateMode, MultiOp, MultiOutcome, NodeEvent, Stat};
+pub(crate) use ops::{CreateMode, MultiOp, MultiOutcome, NodeEvent, NodeWatch, Stat};
 pub(crate) use state::Snapshot;
 pub use state::{SessionState, SessionStates};
 

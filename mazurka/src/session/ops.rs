@@ -364,15 +364,31 @@ impl Session {
         }
     }
 
-    /// Reads data and stat and leaves a watch for its change or deletion; `None` (and no watch)
-    /// if the node does not exist.
-    pub(crate) async fn get_and_watch(&self, path: &str) -> Result<Option<(Vec<u8>, Stat, NodeWatch)>> {
-        let client = self.live().await?;
-        match client.get_and_watch_data(path).await {
-            Ok((data, stat, w)) => Ok(Some((data, stat.into(), NodeWatch(w)))),
-            Err(zk::Error::NoNode) => Ok(None),
-            Err(e) => Err(map_err(e, "getData", path)),
-        }
+    /// `getData` with a watch (for its change or deletion) of every path — `None`, and no watch,
+    /// for a node that does not exist — all sent at once (pipelined, in order) to one ZooKeeper
+    /// session, whose generation comes back with the results: the watches are that session's,
+    /// and a notification for any of them is delivered before every later reply on it (what the
+    /// STM's watch-vouched reads rest on, see `stm::cache`). The outer error is one no request
+    /// was sent for.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn get_and_watch_all(
+        &self,
+        paths: &[&str],
+    ) -> Result<(u64, Vec<Result<Option<(Vec<u8>, Stat, NodeWatch)>>>)> {
+        let (client, generation) = self.live_tagged().await?;
+        // Every request is queued on the connection here, before any is awaited.
+        let reads: Vec<_> = paths.iter().map(|path| client.get_and_watch_data(path)).collect();
+        let results = futures_util::future::join_all(reads).await;
+        let results = results
+            .into_iter()
+            .zip(paths)
+            .map(|(read, path)| match read {
+                Ok((data, stat, w)) => Ok(Some((data, stat.into(), NodeWatch(w)))),
+                Err(zk::Error::NoNode) => Ok(None),
+                Err(e) => Err(map_err(e, "getData", path)),
+            })
+            .collect();
+        Ok((generation, results))
     }
 
     /// The stat if the node exists, and a watch for its creation, change or deletion.
@@ -514,7 +530,16 @@ impl Session {
 
     /// Reads several nodes in one request, as an atomic snapshot; a missing node gives `None`.
     pub(crate) async fn multi_read(&self, paths: &[&str]) -> Result<Vec<Option<(Vec<u8>, Stat)>>> {
-        let client = self.live().await?;
+        Ok(self.multi_read_tagged(paths).await?.1)
+    }
+
+    /// As [`Session::multi_read`], with the generation of the ZooKeeper session that answered.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn multi_read_tagged(
+        &self,
+        paths: &[&str],
+    ) -> Result<(u64, Vec<Option<(Vec<u8>, Stat)>>)> {
+        let (client, generation) = self.live_tagged().await?;
         let mut reader = client.new_multi_reader();
         for path in paths {
             reader
@@ -525,7 +550,7 @@ impl Session {
             .commit()
             .await
             .map_err(|e| map_err(e, "multiRead", paths.first().unwrap_or(&"")))?;
-        results
+        let results = results
             .into_iter()
             .zip(paths)
             .map(|(r, path)| match r {
@@ -540,7 +565,8 @@ impl Session {
                     code: crate::ZkErrorCode::Other("unexpected reply kind in a data read".into()),
                 }),
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((generation, results))
     }
 
     /// Makes the server we are connected to catch up with the leader before our next read.

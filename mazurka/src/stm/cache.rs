@@ -9,6 +9,32 @@
 //! on the new session. Values learnt elsewhere (a fresh read, our own commit) are offered to the
 //! entry too, and kept only if newer (by `mzxid`), so the replica never goes back in time.
 //!
+//! **Watch-vouched values** (what makes a transaction's read set cost linear, not quadratic):
+//! the data watch left by the read that produced the replica's value (by the refresh task, or by
+//! a transaction's read, see `txn`) sits in the entry's `Armed` slot, tagged with the ZooKeeper
+//! session (generation) that holds it and the `mzxid` of the value that read returned.
+//! [`CacheEntry::vouches`] asks, without a request, whether it has fired. Why an unfired watch
+//! proves the value current up to the latest reply the session has received:
+//! - ZooKeeper sends a watch's notification before any reply that reflects a later state, on the
+//!   same session ("a client will see a watch event for a znode it is watching before seeing the
+//!   new data", and events are ordered with replies): the server triggers the watch while it
+//!   applies the change, ahead of every read it serves after it.
+//! - zookeeper-client reads one connection in one task and handles its frames in order: a
+//!   notification is handed to its watcher's oneshot channel (`dispatch_server_event`) before the
+//!   next reply is handed to its caller (`handle_session_reply`), so by the time a reply's future
+//!   resolves, every notification before it is in its channel, and polling the watcher sees it.
+//! - Across a reconnect of the same session the client re-registers watches (`SetWatches`, with
+//!   the last zxid it saw) before any other request goes out, and the server fires at once those
+//!   whose node changed meanwhile — again ahead of every later reply. A read whose reply is lost
+//!   with the connection leaves no watch.
+//! - A replaced session (new generation) is another connection with other watches: a watch
+//!   vouches only for the generation that holds it, and an ended session fires it
+//!   (`SessionEnded`), which vouches for nothing.
+//!
+//! So if watches armed at values `m1..mk` on one session have not fired when a reply on that
+//! session arrives (reflecting server state `P`), every one of those znodes still holds its value
+//! at `P`: together with that reply's own values, one state that existed.
+//!
 //! Large values: the replica holds *resolved* payloads. When the znode holds a chunk pointer, the
 //! refresh task fetches (and verifies) the chunk set before publishing, so `deref` stays
 //! synchronous and request-free; a set that vanished meanwhile (reclaimed after the pointer moved
@@ -16,8 +42,11 @@
 //! not fetched again (a set never changes), so a handle's own writes, offered with their payload,
 //! cost no download.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, MutexGuard, OnceLock, PoisonError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,7 +54,7 @@ use tokio::sync::watch;
 
 use crate::blob::{Blobs, Fetched};
 use crate::error::{Error, Result};
-use crate::session::{NodeEvent, Session, SessionState, Stat};
+use crate::session::{NodeEvent, NodeWatch, Session, SessionState, Stat};
 
 /// Where a cached value's payload is.
 #[derive(Debug, Clone)]
@@ -45,6 +74,8 @@ pub(crate) struct Cached {
     pub(crate) bytes: Arc<Vec<u8>>,
     pub(crate) version: i32,
     pub(crate) mzxid: i64,
+    /// The zxid of the znode's create (another one after a delete and re-create).
+    pub(crate) czxid: i64,
     pub(crate) payload: Payload,
 }
 
@@ -54,6 +85,7 @@ impl Cached {
             bytes,
             version: stat.version,
             mzxid: stat.mzxid,
+            czxid: stat.czxid,
             payload,
         }
     }
@@ -125,8 +157,64 @@ pub(crate) struct CacheEntry {
     /// Set while the refresh task's reads are refused in a way retrying does not fix soon (the
     /// ACL, the credentials): a first load reports it instead of waiting out its bound.
     refused: watch::Sender<Option<Refused>>,
+    /// The data watch of the read that produced the latest value (see the module docs).
+    armed: std::sync::Mutex<Slot>,
     /// Dropped with the entry: tells the refresh task to stop.
     _alive: watch::Sender<()>,
+}
+
+/// The entry's data watch, and the refresh task's waker (polling the watch from a transaction
+/// must not steal the registration the task waits on).
+#[derive(Default)]
+struct Slot {
+    armed: Option<Armed>,
+    waker: Option<Waker>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("generation", &self.armed.as_ref().map(|a| a.generation))
+            .field("mzxid", &self.armed.as_ref().map(|a| a.mzxid))
+            .finish()
+    }
+}
+
+/// A data watch the server holds for the znode.
+struct Armed {
+    /// The ZooKeeper session it is registered on: its notifications come on that session only.
+    generation: u64,
+    /// The `mzxid` of the value the read that left it returned.
+    mzxid: i64,
+    state: WatchState,
+}
+
+enum WatchState {
+    Waiting(Pin<Box<dyn Future<Output = NodeEvent> + Send>>),
+    Fired(NodeEvent),
+}
+
+impl Armed {
+    /// Whether the watch has fired, polled now (with the refresh task's waker, if it waits on
+    /// it, so that its registration stays; a fired watch wakes it).
+    fn fired(&mut self, waker: Option<&Waker>) -> Option<NodeEvent> {
+        match &mut self.state {
+            WatchState::Fired(event) => Some(*event),
+            WatchState::Waiting(changed) => {
+                let mut cx = Context::from_waker(waker.unwrap_or(Waker::noop()));
+                match changed.as_mut().poll(&mut cx) {
+                    Poll::Ready(event) => {
+                        self.state = WatchState::Fired(event);
+                        if let Some(waker) = waker {
+                            waker.wake_by_ref();
+                        }
+                        Some(event)
+                    }
+                    Poll::Pending => None,
+                }
+            }
+        }
+    }
 }
 
 /// Why the refresh task's reads are refused (see `CacheEntry::refused`).
@@ -177,6 +265,7 @@ impl CacheEntry {
             blobs: OnceLock::from(blobs.clone()),
             hint: std::sync::Mutex::new(None),
             refused: watch::channel(None).0,
+            armed: std::sync::Mutex::default(),
             _alive: alive,
         });
         *slot = Arc::downgrade(&entry);
@@ -295,8 +384,89 @@ impl CacheEntry {
         self.suspect.store(true, Ordering::Release);
     }
 
+    /// Whether the replica is known to be behind: told of a change it has not read (a fired
+    /// watch nobody has looked at yet counts).
     pub(crate) fn is_suspect(&self) -> bool {
+        let mut slot = self.slot();
+        let Slot { armed, waker } = &mut *slot;
+        if let Some(armed) = armed {
+            if armed
+                .fired(waker.as_ref())
+                .is_some_and(|e| e != NodeEvent::SessionEnded)
+            {
+                self.mark_suspect();
+            }
+        }
         self.suspect.load(Ordering::Acquire)
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.armed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Installs the watch a read of the znode left — on ZooKeeper session `generation`, by a read
+    /// that returned the value written at `mzxid` — unless the entry holds an unfired one at
+    /// least as new. Offer the value first: a replica whose value is the watched one is current
+    /// again.
+    pub(crate) fn arm(&self, generation: u64, mzxid: i64, watch: NodeWatch) {
+        let mut slot = self.slot();
+        let Slot { armed, waker } = &mut *slot;
+        if let Some(current) = armed {
+            let newer = (current.generation, current.mzxid) >= (generation, mzxid);
+            if newer && current.fired(waker.as_ref()).is_none() {
+                return; // the new watch is dropped; the server's (one per node and session) stays
+            }
+        }
+        let replaced = armed.replace(Armed {
+            generation,
+            mzxid,
+            state: WatchState::Waiting(Box::pin(watch.changed())),
+        });
+        if let Some(waker) = waker {
+            waker.wake_by_ref(); // the refresh task waits on the new watch from now on
+        }
+        drop(slot);
+        drop(replaced);
+        if matches!(self.current(), Known::Value(c) if c.mzxid == mzxid) {
+            self.suspect.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether the entry's watch vouches that the znode still holds the value written at
+    /// `mzxid`, up to the latest reply ZooKeeper session `generation` has received (see the
+    /// module docs): armed on that session by a read of that very value, not fired. No request.
+    pub(crate) fn vouches(&self, generation: u64, mzxid: i64) -> bool {
+        let mut slot = self.slot();
+        let Slot { armed, waker } = &mut *slot;
+        let Some(armed) = armed else { return false };
+        match armed.fired(waker.as_ref()) {
+            None => armed.generation == generation && armed.mzxid == mzxid,
+            Some(event) => {
+                if event != NodeEvent::SessionEnded {
+                    self.mark_suspect();
+                }
+                false
+            }
+        }
+    }
+
+    /// The refresh task's wait for the entry's watch to fire.
+    fn poll_fired(&self, cx: &mut Context<'_>) -> Poll<NodeEvent> {
+        let mut slot = self.slot();
+        let Slot { armed, waker } = &mut *slot;
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        let fired = armed.as_mut().and_then(|a| a.fired(waker.as_ref()));
+        match fired {
+            Some(event) => {
+                if event != NodeEvent::SessionEnded {
+                    self.mark_suspect();
+                }
+                Poll::Ready(event)
+            }
+            None => Poll::Pending,
+        }
     }
 
     /// A receiver of every change (for watches).
@@ -314,6 +484,19 @@ const BURST: Duration = Duration::from_millis(50);
 /// The longest a replica waits, in a burst, before reading a change.
 const MAX_CALM: Duration = Duration::from_millis(20);
 
+/// `getData` with a watch, and the ZooKeeper session (generation) that holds the watch.
+async fn get_and_watch(session: &Session, path: &str) -> Result<Option<(Vec<u8>, Stat, NodeWatch, u64)>> {
+    let (generation, results) = session.get_and_watch_all(&[path]).await?;
+    match results.into_iter().next() {
+        Some(read) => Ok(read?.map(|(data, stat, watch)| (data, stat, watch, generation))),
+        None => Err(Error::ZooKeeper {
+            operation: "getData",
+            path: path.to_owned(),
+            code: crate::error::ZkErrorCode::Other("no reply to the read".into()),
+        }),
+    }
+}
+
 /// Keeps an entry current until it is dropped or the session closes.
 async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut alive: watch::Receiver<()>) {
     let mut backoff = Duration::from_millis(20);
@@ -324,12 +507,12 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
     loop {
         let generation = session.generation();
         let read = tokio::select! {
-            read = session.get_and_watch(&path) => read,
+            read = get_and_watch(&session, &path) => read,
             _ = alive.changed() => return,
         };
         let Some(strong) = entry.upgrade() else { return };
-        let watch = match read {
-            Ok(Some((data, stat, watch))) => {
+        let armed = match read {
+            Ok(Some((data, stat, watch, on))) => {
                 let data = Arc::new(data);
                 let resolved = match strong.blobs.get() {
                     Some(blobs) => tokio::select! {
@@ -371,13 +554,14 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
                     Err(err) => Cached::new(data, &stat, Payload::Failed(err.to_string().into())),
                 };
                 strong.publish(Known::Value(cached));
+                strong.arm(on, stat.mzxid, watch);
                 strong.refused.send_replace(None);
-                Some(watch)
+                true
             }
             Ok(None) => {
                 strong.publish(Known::Missing);
                 strong.refused.send_replace(None);
-                None
+                false
             }
             Err(Error::Closed) => return,
             Err(err) => {
@@ -400,12 +584,17 @@ async fn refresh(session: Session, path: String, entry: Weak<CacheEntry>, mut al
         };
         drop(strong);
         backoff = Duration::from_millis(20);
-        let event = match watch {
-            Some(watch) => tokio::select! {
-                event = watch.changed() => event,
+        let event = match armed {
+            // The entry's watch: this read's, or a newer one a transaction's read left since.
+            // Not holding the entry while waiting: dropping it ends the task.
+            true => tokio::select! {
+                event = std::future::poll_fn(|cx| match entry.upgrade() {
+                    Some(strong) => strong.poll_fired(cx),
+                    None => Poll::Ready(NodeEvent::SessionEnded),
+                }) => event,
                 _ = alive.changed() => return,
             },
-            None => {
+            false => {
                 // Missing: wait for it to appear.
                 match session.exists_and_watch(&path).await {
                     Ok((Some(_), _)) => continue,

@@ -49,6 +49,9 @@ struct Op {
     /// The data of a `setData` (`Value`, `BlobRetire`); `None` for a check.
     data: Option<Arc<Vec<u8>>>,
     version: i32,
+    /// The create zxid of the znode the attempt read (`Value`, `Check`; 0 otherwise): a znode
+    /// with another one was deleted and re-created since.
+    czxid: i64,
     kind: Kind,
 }
 
@@ -156,6 +159,7 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                     ReadAt {
                         version: stat.version,
                         mzxid: stat.mzxid,
+                        czxid: stat.czxid,
                         meta,
                         bytes: cached.bytes,
                     },
@@ -189,6 +193,7 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                     path: path.clone(),
                     data: Some(packed.bytes.clone()),
                     version: base.version,
+                    czxid: base.czxid,
                     kind: Kind::Value,
                 });
                 ops.extend(guards.iter().map(|guard| match guard {
@@ -196,12 +201,14 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                         path: path.clone(),
                         data: None,
                         version: 0,
+                        czxid: 0,
                         kind: Kind::BlobCheck,
                     },
                     BlobOp::Retire { path, data } => Op {
                         path: path.clone(),
                         data: Some(Arc::new(data.clone())),
                         version: 0,
+                        czxid: 0,
                         kind: Kind::BlobRetire,
                     },
                 }));
@@ -216,6 +223,7 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
                     path: path.clone(),
                     data: None,
                     version: base.version,
+                    czxid: base.czxid,
                     kind: Kind::Check,
                 });
             }
@@ -291,22 +299,29 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
     Ok(Outcome::Conflict)
 }
 
-/// Decides a commit whose reply was lost, by reading back the first written ref: our writer id
-/// there (or in its recent history) means applied; the ref past the expected version without our
-/// id means not applied; still at the expected version means not applied *yet* — so the same
+/// Decides a commit whose reply was lost, by reading back the refs it wrote: our writer id in one
+/// of them (or in its recent history) means applied; one past the expected version without our
+/// id means not applied; one still at the expected version means not applied *yet* — so the same
 /// `multi` is sent again at the same versions (only one of the two can win) and the read-back
 /// repeats. Never applies a write twice; never reports failure for a commit that landed.
+///
+/// A written ref deleted (or deleted and re-created: another create zxid) since the attempt read
+/// it proves nothing either way — its versions started again, and a landed write went with the
+/// old znode — so only the refs still the znodes the attempt read decide; if none is,
+/// `OutcomeUnknown`.
 async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome> {
-    let Some(first) = ops.iter().find(|op| op.kind == Kind::Value) else {
+    let written: Vec<&Op> = ops.iter().filter(|op| op.kind == Kind::Value).collect();
+    let Some(first) = written.first() else {
         return Ok(Outcome::Committed);
     };
     let unknown = |detail: String| Error::OutcomeUnknown {
         path: first.path.clone(),
         detail,
     };
+    let paths: Vec<&str> = written.iter().map(|op| op.path.as_str()).collect();
     let mut refused = false;
     for _ in 0..RESOLVE_ROUNDS {
-        let now = match session.get(&first.path).await {
+        let now = match session.multi_read(&paths).await {
             Ok(now) => now,
             Err(err) if ambiguous(&err) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -314,10 +329,19 @@ async fn resolve(session: &Session, id: WriterId, ops: &[Op]) -> Result<Outcome>
             }
             Err(err) => return Err(err),
         };
-        let Some((bytes, stat)) = now else {
-            return Ok(Outcome::Conflict);
+        // The first written ref that is still the znode the attempt read decides.
+        let same = written.iter().zip(now).find_map(|(op, now)| {
+            let (bytes, stat) = now?;
+            (stat.czxid == op.czxid).then_some((op, bytes, stat))
+        });
+        let Some((op, bytes, stat)) = same else {
+            return Err(unknown(
+                "every ref the commit wrote was deleted (or deleted and re-created) while its reply was lost: \
+                 whether it landed before cannot be told"
+                    .into(),
+            ));
         };
-        match landing(&bytes, stat.version, id, first.version) {
+        match landing(&bytes, stat.version, id, op.version) {
             Landing::Landed => return Ok(Outcome::Committed),
             // The same multi was refused before (another of its conditions no longer holds, and
             // versions only grow, so it never will again) and ours has not landed: the original

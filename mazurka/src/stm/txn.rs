@@ -1,6 +1,19 @@
 //! The ambient transaction: what one attempt has read and written, and the retry loop.
+//!
+//! **Reads cost linear, not quadratic.** Opacity needs every value a body sees to hold at one
+//! common state. Each read value is kept valid by its replica's watch (see `cache`): a value
+//! whose watch — armed on this session by a read of that very value — has not fired still holds
+//! at the latest reply the session received. So a read checks the earlier ones by looking at
+//! their watches (no request), takes a new value from a replica that vouches for it (no
+//! request), and sends to the server only what no watch vouches for: the new ref and earlier
+//! reads whose watch is gone (each re-read arms it again, so it is re-read at most once more).
+//! Every server round is pipelined `getData`s with watches; after its last reply every watch is
+//! looked at again, and what fired during the round is read once more in one `multiRead` (an
+//! atomic snapshot the still-unfired rest holds at too). A transaction reading `n` refs thus
+//! costs at most about `2n` node reads, `n` when nothing changes, and none when every replica
+//! is watched and current.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -21,9 +34,6 @@ tokio::task_local! {
 /// A commutative change, type-erased.
 pub(crate) type CommuteFn = Box<dyn Fn(&AnyValue) -> Result<AnyValue> + Send + Sync>;
 
-/// Values read together in one `multiRead`, by path: one consistent state.
-type Snapshot = HashMap<String, (Arc<Vec<u8>>, Stat)>;
-
 /// A read the commit will check: the version (and envelope) the attempt saw.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadAt {
@@ -31,6 +41,8 @@ pub(crate) struct ReadAt {
     /// The zxid of the write that made this value: unique to it, also across a delete and a
     /// re-create (where the version starts again), so what later reads compare.
     pub(crate) mzxid: i64,
+    /// The zxid of the znode's create: a re-created znode has another (see `commit::resolve`).
+    pub(crate) czxid: i64,
     pub(crate) meta: EnvelopeMeta,
     /// The znode's data (a chunk pointer, for a large value: a write over it retires its set).
     pub(crate) bytes: Arc<Vec<u8>>,
@@ -73,23 +85,22 @@ pub(crate) struct Attempt {
     /// A ref found changed under this attempt (or a read failed on the way): it must not
     /// commit; the body runs again.
     pub(crate) conflict: Option<String>,
-    /// The refs the previous attempt read: fetched together in one `multiRead` at this
-    /// attempt's first server read, so a rerun reads its whole read set as one snapshot instead
-    /// of ref by ref (where every step could conflict again — long readers would starve).
+    /// The conflict was found by a read, which armed the changed refs' watches at their new
+    /// values: the rerun reads them from the replicas at once, without a wait or a request.
+    found_by_read: bool,
+    /// The refs the previous attempt read: the first server round of this attempt reads (and
+    /// watches) those no watch vouches for together with its own, so a rerun learns its whole
+    /// read set in one round trip instead of ref by ref (where every step could conflict again —
+    /// long readers would starve).
     prefetch: Vec<Arc<dyn ErasedRef>>,
     /// Held across a server read: reads the body issues concurrently (`join!`) take turns, so
     /// each is checked against every read recorded before it (opacity holds for them too).
     reading: Arc<tokio::sync::Mutex<()>>,
-    /// Values of that `multiRead` not yet read by the body; valid until the next server read.
-    snapshot: Snapshot,
-    /// The first read came from a replica that had been told of a change it had not read yet.
-    /// The value is one that existed, so the body may see it; the next server read (or, if the
-    /// body reads nothing more, a read just before the commit) checks it is still current.
+    /// The first read came from a replica that could not vouch for its value (no watch on it:
+    /// told of a change it has not read, or its session was replaced). The value is one that
+    /// existed, so the body may see it; the next server round (or, if the body reads nothing
+    /// more, one just before the commit) checks it is still current.
     unverified: bool,
-    /// Set with a conflict found by a read: that `multiRead`'s values of everything the attempt
-    /// read and was reading — one consistent snapshot, already fresh, so the rerun starts from
-    /// it at once, without a wait or a request.
-    restart_from: Option<Snapshot>,
 }
 
 impl Attempt {
@@ -100,24 +111,21 @@ impl Attempt {
             entries: BTreeMap::new(),
             after_commit: Vec::new(),
             conflict: None,
+            found_by_read: false,
             prefetch: Vec::new(),
-            snapshot: HashMap::new(),
             reading: Arc::default(),
             unverified: false,
-            restart_from: None,
         }
     }
 
-    /// The next attempt after `previous` conflicted: it starts from the fresh snapshot the
-    /// conflict brought, if any, and prefetches the rest of what `previous` read.
-    fn after(previous: &mut Attempt) -> Attempt {
+    /// The next attempt after `previous` conflicted: it prefetches what `previous` read.
+    fn after(previous: &Attempt) -> Attempt {
         let mut next = Attempt::new();
-        next.snapshot = previous.restart_from.take().unwrap_or_default();
         next.prefetch = previous
             .entries
-            .iter()
-            .filter(|(path, e)| e.read.is_some() && !next.snapshot.contains_key(*path))
-            .map(|(_, e)| e.r.clone())
+            .values()
+            .filter(|e| e.read.is_some())
+            .map(|e| e.r.clone())
             .collect();
         next
     }
@@ -171,174 +179,358 @@ pub fn after_commit(f: impl FnOnce() + Send + 'static) -> Result<()> {
     Ok(())
 }
 
-/// Reads `r` in the current attempt: the in-transaction value if there is one; else the first
-/// read of the attempt from the replica (no request), and any later read together with
-/// everything read so far in one `multiRead` (an atomic snapshot), which must show the earlier
-/// reads unchanged — so the body never sees a state that never existed.
+/// A read the attempt recorded: path, the `mzxid` of the value it saw, the ref.
+type Earlier = (String, i64, Arc<dyn ErasedRef>);
+
+/// Reads `r` in the current attempt (see [`read_all`]).
 pub(crate) async fn read(r: Arc<dyn ErasedRef>, operation: &'static str) -> Result<AnyValue> {
+    let mut values = read_all(vec![r], operation).await?;
+    values.pop().ok_or_else(|| Error::Invalid {
+        path: String::new(),
+        reason: "a read returned no value".into(),
+    })
+}
+
+/// Reads `refs` in the current attempt, values in the same order: in-transaction values as
+/// they are; the rest, together with everything read so far, at one state that existed (see
+/// the module docs) — so the body never sees a state that never existed.
+pub(crate) async fn read_all(
+    refs: Vec<Arc<dyn ErasedRef>>,
+    operation: &'static str,
+) -> Result<Vec<AnyValue>> {
     let cell = current(operation)?;
-    let path = r.path().to_string();
     let reading = lock(&cell).reading.clone();
     let _turn = reading.lock().await;
-    let (earlier, snapshot, prefetch, snapshot_left) = {
+    let mut values: Vec<Option<AnyValue>> = Vec::with_capacity(refs.len());
+    let mut wanted: Vec<Arc<dyn ErasedRef>> = Vec::new();
+    let (earlier, prefetch, session) = {
         let mut a = lock(&cell);
-        a.join(r.session())?;
-        a.check_conflict()?;
-        if let Some(value) = a.entries.get(&path).and_then(|e| e.value.as_ref()) {
-            return Ok(r.clone_value(value));
+        for r in &refs {
+            a.join(r.session())?;
         }
-        let snapshot = a.snapshot.remove(&path);
-        let prefetch = if snapshot.is_none() {
-            std::mem::take(&mut a.prefetch)
-        } else {
-            Vec::new()
-        };
-        let earlier = read_set(&a);
-        // Other values of a snapshot still unread: a replica read would not be consistent
-        // with them.
-        let snapshot_left = !a.snapshot.is_empty();
-        (earlier, snapshot, prefetch, snapshot_left)
+        a.check_conflict()?;
+        for r in &refs {
+            let known = a.entries.get(r.path().as_str()).and_then(|e| e.value.as_ref());
+            values.push(known.map(|value| r.clone_value(value)));
+            if known.is_none() && !wanted.iter().any(|w| w.path() == r.path()) {
+                wanted.push(r.clone());
+            }
+        }
+        let session = a.session.clone();
+        (read_set(&a), a.prefetch.clone(), session)
     };
-    // From the snapshot taken with the earlier reads: consistent with them.
-    if let Some((bytes, stat)) = snapshot {
-        return finish_read(&cell, r, path, bytes, stat).await;
+    let Some(session) = session.filter(|_| !wanted.is_empty()) else {
+        return Ok(values.into_iter().flatten().collect());
+    };
+    let generation = session.generation();
+    let live = session.is_valid(generation);
+    // Earlier reads a watch vouches for hold up to now; the others must be read again.
+    let (watched, stale): (Vec<Earlier>, Vec<Earlier>) = earlier
+        .into_iter()
+        .partition(|(_, mzxid, r)| live && r.cache().vouches(generation, *mzxid));
+    // New values from replicas whose watch vouches for them: current now, as the earlier ones.
+    let mut vouched = Vec::new();
+    let mut unvouched = Vec::new();
+    for r in wanted {
+        match replica_value(&r, live.then_some(generation)) {
+            Some(found) => vouched.push((r, found)),
+            None => unvouched.push(r),
+        }
     }
-    if earlier.is_empty() && prefetch.is_empty() && !snapshot_left {
-        // The first read: from the replica, even one told of a change it has not read yet (a
-        // value that existed is a consistent view on its own). Under contention replicas are
-        // behind most of the time, and reading the znode here would cost a request that the
-        // next read's `multiRead` (which checks this one) makes anyway.
-        // A replica value that does not decode (a chunk set it could not fetch, say) may be
-        // old: the server decides.
-        let suspect = r.cache().is_suspect();
-        if let Known::Value(cached) = r.cache().current() {
-            if let Ok((value, meta)) = r.decode(&cached) {
-                lock(&cell).unverified = suspect;
-                return Ok(record(
-                    &cell,
-                    r,
-                    ReadAt {
-                        version: cached.version,
-                        mzxid: cached.mzxid,
-                        meta,
-                        bytes: cached.bytes,
-                    },
-                    value,
-                ));
+    if stale.is_empty() && unvouched.is_empty() {
+        for (r, (value, read)) in vouched {
+            record(&cell, r, read, value);
+        }
+        return fill(&cell, &refs, values);
+    }
+    if watched.is_empty() && stale.is_empty() && prefetch.is_empty() && vouched.is_empty() {
+        if let [r] = unvouched.as_slice() {
+            // The first read of an attempt, from a replica no watch vouches for: a value that
+            // existed is a consistent view on its own. Under contention replicas are behind most
+            // of the time, and reading the znode here would cost a request that the next
+            // round (which checks this one) makes anyway. A replica value that does not decode
+            // (a chunk set it could not fetch, say) may be old: the server decides.
+            if let Some((value, read)) = replica_value(r, None) {
+                lock(&cell).unverified = true;
+                record(&cell, r.clone(), read, value);
+                return fill(&cell, &refs, values);
             }
         }
     }
-    let extra: Vec<Arc<dyn ErasedRef>> = prefetch
-        .into_iter()
-        .filter(|p| p.path().as_str() != path && !earlier.iter().any(|(e, _, _)| e == p.path().as_str()))
-        .collect();
-    let mut paths: Vec<&str> = earlier.iter().map(|(p, _, _)| p.as_str()).collect();
-    paths.push(&path);
-    paths.extend(extra.iter().map(|p| p.path().as_str()));
-    let mut results = match r.session().multi_read(&paths).await {
-        Ok(results) => results,
-        Err(err) => return Err(restart_on_transient(&cell, &path, err)),
-    };
-    if results.len() != paths.len() {
-        return Err(Error::OutcomeUnknown {
-            path,
-            detail: "multiRead returned a different number of results".into(),
-        });
-    }
-    let prefetched = results.split_off(earlier.len() + 1);
-    let Some(mine) = results.pop() else {
-        return Err(Error::OutcomeUnknown {
-            path,
-            detail: "multiRead returned too few results".into(),
-        });
-    };
-    let (changed, mut fresh) = check_reads(&earlier, results);
-    let prefetched = extra
-        .iter()
-        .zip(prefetched)
-        .filter_map(|(p, now)| now.map(|(bytes, stat)| (p.path().to_string(), (Arc::new(bytes), stat))));
-    if let Some(p) = changed {
-        // Everything this multiRead returned is one fresh, consistent snapshot: the rerun
-        // starts from it.
-        fresh.extend(prefetched);
-        if let Some((bytes, stat)) = mine {
-            fresh.insert(path, (Arc::new(bytes), stat));
+    // One server round: the new refs no watch vouches for, the earlier reads to check again,
+    // and (in the attempt's first round) what the previous attempt read, so that its replicas
+    // vouch for the body's next reads.
+    lock(&cell).prefetch.clear();
+    let mut arm: Vec<Arc<dyn ErasedRef>> = Vec::new();
+    for p in prefetch {
+        let path = p.path().as_str();
+        let known = watched.iter().chain(&stale).any(|(e, _, _)| e == path)
+            || unvouched
+                .iter()
+                .chain(vouched.iter().map(|(r, _)| r))
+                .any(|r| r.path().as_str() == path);
+        if !known && replica_value(&p, live.then_some(generation)).is_none() {
+            arm.push(p);
         }
-        let mut a = lock(&cell);
-        a.conflict = Some(p.clone());
-        a.restart_from = Some(fresh);
-        return Err(Error::Conflict { path: p });
     }
-    {
-        let mut a = lock(&cell);
-        a.unverified = false;
-        a.snapshot = prefetched.collect();
-    }
-    let Some((bytes, stat)) = mine else {
-        return Err(Error::ZooKeeper {
-            operation: "getData",
-            path,
-            code: ZkErrorCode::NoNode,
-        });
+    let mut held: Vec<Earlier> = watched;
+    held.extend(
+        vouched
+            .iter()
+            .map(|(r, (_, read))| (r.path().to_string(), read.mzxid, r.clone())),
+    );
+    let round = Round {
+        new: &unvouched,
+        stale: &stale,
+        held: &held,
+        arm: &arm,
     };
-    finish_read(&cell, r, path, Arc::new(bytes), stat).await
+    let fresh = match round.run(&session).await {
+        Ok(fresh) => fresh,
+        Err(RoundError::Conflict(path)) => {
+            let mut a = lock(&cell);
+            a.conflict = Some(path.clone());
+            a.found_by_read = true;
+            return Err(Error::Conflict { path });
+        }
+        Err(RoundError::Failed(path, err)) => return Err(restart_on_transient(&cell, &path, err)),
+    };
+    lock(&cell).unverified = false;
+    for (r, (value, read)) in vouched {
+        record(&cell, r, read, value);
+    }
+    for (r, now) in unvouched.into_iter().zip(fresh) {
+        let Some((bytes, stat)) = now else {
+            return Err(Error::ZooKeeper {
+                operation: "getData",
+                path: r.path().to_string(),
+                code: ZkErrorCode::NoNode,
+            });
+        };
+        finish_read(&cell, r, bytes, stat).await?;
+    }
+    fill(&cell, &refs, values)
 }
 
-/// Checks an attempt whose only read came from a replica told of a change (see
-/// `Attempt::unverified`) before it commits: one `multiRead` of its read set. Changed → the
-/// attempt conflicts, with the fresh values to rerun from; unreadable → it conflicts and reruns.
+/// The values of `refs` in the attempt, where `values` has none yet.
+fn fill(
+    cell: &Mutex<Attempt>,
+    refs: &[Arc<dyn ErasedRef>],
+    values: Vec<Option<AnyValue>>,
+) -> Result<Vec<AnyValue>> {
+    let a = lock(cell);
+    refs.iter()
+        .zip(values)
+        .map(|(r, value)| match value {
+            Some(value) => Ok(value),
+            None => a
+                .entries
+                .get(r.path().as_str())
+                .and_then(|e| e.value.as_ref())
+                .map(|value| r.clone_value(value))
+                .ok_or_else(|| Error::Invalid {
+                    path: r.path().to_string(),
+                    reason: "a read recorded no value".into(),
+                }),
+        })
+        .collect()
+}
+
+/// The replica's value of `r` as a read: if `generation` is given, only one its watch vouches
+/// for on that ZooKeeper session (current now); without, any value it holds that decodes.
+fn replica_value(r: &Arc<dyn ErasedRef>, generation: Option<u64>) -> Option<(AnyValue, ReadAt)> {
+    let Known::Value(cached) = r.cache().current() else {
+        return None;
+    };
+    if let Some(generation) = generation {
+        if !r.cache().vouches(generation, cached.mzxid) {
+            return None;
+        }
+    }
+    let (value, meta) = r.decode(&cached).ok()?;
+    Some((
+        value,
+        ReadAt {
+            version: cached.version,
+            mzxid: cached.mzxid,
+            czxid: cached.czxid,
+            meta,
+            bytes: cached.bytes,
+        },
+    ))
+}
+
+/// Why a server round did not give a consistent set of values.
+enum RoundError {
+    /// A value read earlier has changed: the attempt reruns.
+    Conflict(String),
+    /// A request failed (for the path named).
+    Failed(String, Error),
+}
+
+/// One server round of a read (see the module docs).
+struct Round<'a> {
+    /// Refs to read: their values are returned, in order (`None`: no such znode).
+    new: &'a [Arc<dyn ErasedRef>],
+    /// Earlier reads no watch vouches for: read again, they must be unchanged.
+    stale: &'a [Earlier],
+    /// Values held by a watch when the round started: they must still be after it.
+    held: &'a [Earlier],
+    /// Refs read only to arm their replicas' watches (values offered to the replicas).
+    arm: &'a [Arc<dyn ErasedRef>],
+}
+
+/// Values read by a round, in the order of `Round::new`.
+type Fresh = Vec<Option<(Arc<Vec<u8>>, Stat)>>;
+
+/// How often a round reads again what changed while it ran before giving up (the attempt reruns).
+const ROUND_RETRIES: usize = 3;
+
+impl Round<'_> {
+    async fn run(&self, session: &Session) -> std::result::Result<Fresh, RoundError> {
+        let new_paths = self.new.iter().map(|r| r.path().as_str());
+        let stale_paths = self.stale.iter().map(|(p, _, _)| p.as_str());
+        let arm_paths = self.arm.iter().map(|r| r.path().as_str());
+        let paths: Vec<&str> = new_paths.chain(stale_paths).chain(arm_paths).collect();
+        let first = paths.first().map_or_else(String::new, |p| (*p).to_owned());
+        let (generation, results) = session
+            .get_and_watch_all(&paths)
+            .await
+            .map_err(|err| RoundError::Failed(first.clone(), err))?;
+        let refs = self
+            .new
+            .iter()
+            .chain(self.stale.iter().map(|(_, _, r)| r))
+            .chain(self.arm);
+        let mut read = Vec::with_capacity(paths.len());
+        for (r, result) in refs.zip(results) {
+            let now = result.map_err(|err| RoundError::Failed(r.path().to_string(), err))?;
+            read.push(now.map(|(bytes, stat, watch)| {
+                let bytes = Arc::new(bytes);
+                // The value first, then its watch: a replica holding the watched value is
+                // current again.
+                r.cache().offer_raw(bytes.clone(), &stat);
+                r.cache().arm(generation, stat.mzxid, watch);
+                (bytes, stat)
+            }));
+        }
+        let mut fresh: Fresh = read.drain(..self.new.len()).collect();
+        // Earlier reads read again: unchanged, and (like every value held) still so now.
+        for ((path, mzxid, r), now) in self.stale.iter().zip(&read) {
+            let same = now.as_ref().is_some_and(|(_, stat)| stat.mzxid == *mzxid);
+            if !same || !r.cache().vouches(generation, *mzxid) {
+                return Err(RoundError::Conflict(path.clone()));
+            }
+        }
+        self.check_held(generation)?;
+        // New values whose watch fired during the round changed after their own reply: read
+        // them again, together, in one atomic `multiRead`; everything else holds at its state
+        // if no watch fired meanwhile either.
+        let mut again = self.fired(generation, &fresh, &[]);
+        for _ in 0..ROUND_RETRIES {
+            if again.is_empty() {
+                return Ok(fresh);
+            }
+            let paths: Vec<&str> = again
+                .iter()
+                .filter_map(|&i| self.new.get(i).map(|r| r.path().as_str()))
+                .collect();
+            let (on, values) = session
+                .multi_read_tagged(&paths)
+                .await
+                .map_err(|err| RoundError::Failed(first.clone(), err))?;
+            if on != generation {
+                // Another ZooKeeper session answered: the watches say nothing about its replies.
+                return Err(RoundError::Conflict(first));
+            }
+            for (&i, now) in again.iter().zip(values) {
+                if let (Some(slot), Some(r)) = (fresh.get_mut(i), self.new.get(i)) {
+                    *slot = now.map(|(bytes, stat)| {
+                        let bytes = Arc::new(bytes);
+                        r.cache().offer_raw(bytes.clone(), &stat);
+                        (bytes, stat)
+                    });
+                }
+            }
+            // The values just read hold at the multiRead's state; so does every other value
+            // whose watch has still not fired. A new value whose watch fired only now joins the
+            // next multiRead.
+            self.check_held(generation)?;
+            let late = self.fired(generation, &fresh, &again);
+            if late.is_empty() {
+                return Ok(fresh);
+            }
+            again.extend(late);
+        }
+        Err(RoundError::Conflict(first))
+    }
+
+    /// The new values (not in `besides`) whose watch has fired since they were read.
+    fn fired(&self, generation: u64, fresh: &Fresh, besides: &[usize]) -> Vec<usize> {
+        self.new
+            .iter()
+            .zip(fresh)
+            .enumerate()
+            .filter(|(i, (r, now))| {
+                !besides.contains(i)
+                    && now
+                        .as_ref()
+                        .is_some_and(|(_, stat)| !r.cache().vouches(generation, stat.mzxid))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Every value held by a watch (and every earlier read read again) is still held.
+    fn check_held(&self, generation: u64) -> std::result::Result<(), RoundError> {
+        for (path, mzxid, r) in self.held.iter().chain(self.stale) {
+            if !r.cache().vouches(generation, *mzxid) {
+                return Err(RoundError::Conflict(path.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks an attempt whose first read came from a replica no watch vouched for (see
+/// `Attempt::unverified`) before it commits: one round reading again every read no watch
+/// vouches for. Changed → the attempt conflicts (and reruns from the replicas it armed);
+/// unreadable → it conflicts and reruns.
 async fn verify(attempt: &mut Attempt) {
     let Some(session) = attempt.session.clone() else {
         return;
     };
-    let read = read_set(attempt);
-    let paths: Vec<&str> = read.iter().map(|(p, _, _)| p.as_str()).collect();
-    let results = match session.multi_read(&paths).await {
-        Ok(results) if results.len() == paths.len() => results,
-        _ => {
-            attempt.conflict = paths.first().map(|p| (*p).to_owned());
-            return;
-        }
-    };
-    let (changed, fresh) = check_reads(&read, results);
+    let generation = session.generation();
+    let live = session.is_valid(generation);
+    let (held, stale): (Vec<Earlier>, Vec<Earlier>) = read_set(attempt)
+        .into_iter()
+        .partition(|(_, mzxid, r)| live && r.cache().vouches(generation, *mzxid));
     attempt.unverified = false;
-    if changed.is_some() {
-        attempt.conflict = changed;
-        attempt.restart_from = Some(fresh);
+    if stale.is_empty() {
+        return;
+    }
+    let round = Round {
+        new: &[],
+        stale: &stale,
+        held: &held,
+        arm: &[],
+    };
+    match round.run(&session).await {
+        Ok(_) => {}
+        Err(RoundError::Conflict(path) | RoundError::Failed(path, _)) => {
+            attempt.conflict = Some(path);
+            attempt.found_by_read = true;
+        }
     }
 }
 
-/// What an attempt has read: path, the `mzxid` of the value it saw, the ref.
-fn read_set(attempt: &Attempt) -> Vec<(String, i64, Arc<dyn ErasedRef>)> {
+/// What an attempt has read.
+fn read_set(attempt: &Attempt) -> Vec<Earlier> {
     attempt
         .entries
         .iter()
         .filter_map(|(p, e)| e.read.as_ref().map(|read| (p.clone(), read.mzxid, e.r.clone())))
         .collect()
-}
-
-/// Compares a `multiRead` of `read` with what the attempt saw (by `mzxid`: a re-created znode
-/// restarts its version, never its zxids), offering every value to its replica. Returns the
-/// first read that moved, if any, and the values by path.
-fn check_reads(
-    read: &[(String, i64, Arc<dyn ErasedRef>)],
-    results: Vec<Option<(Vec<u8>, Stat)>>,
-) -> (Option<String>, Snapshot) {
-    let mut changed = None;
-    let mut fresh = Snapshot::new();
-    for ((path, expected, r), now) in read.iter().zip(results) {
-        let Some((bytes, stat)) = now else {
-            changed.get_or_insert_with(|| path.clone());
-            continue;
-        };
-        let bytes = Arc::new(bytes);
-        r.cache().offer_raw(bytes.clone(), &stat);
-        if stat.mzxid != *expected {
-            changed.get_or_insert_with(|| path.clone());
-        }
-        fresh.insert(path.clone(), (bytes, stat));
-    }
-    (changed, fresh)
 }
 
 /// A transient failure (lost connection, no response, a lost session) while reading is no
@@ -354,12 +546,12 @@ fn restart_on_transient(cell: &Mutex<Attempt>, path: &str, err: Error) -> Error 
 async fn finish_read(
     cell: &Mutex<Attempt>,
     r: Arc<dyn ErasedRef>,
-    path: String,
     bytes: Arc<Vec<u8>>,
     stat: Stat,
 ) -> Result<AnyValue> {
+    let path = r.path().to_string();
     // A large value's chunk set is fetched before the body sees it. If it is gone, the pointer
-    // has moved on since the snapshot: the attempt restarts.
+    // has moved on since the round: the attempt restarts.
     let cached = match r.resolve(bytes, stat).await {
         Ok(Some(cached)) => cached,
         Ok(None) => {
@@ -376,6 +568,7 @@ async fn finish_read(
         ReadAt {
             version: stat.version,
             mzxid: stat.mzxid,
+            czxid: stat.czxid,
             meta,
             bytes: cached.bytes,
         },
@@ -541,10 +734,10 @@ where
             verify(&mut attempt).await;
         }
         if attempt.conflict.is_some() {
-            // A conflict a read found (with a fresh snapshot in hand) needs no wait: nobody
-            // collided with a write of ours, the attempt just saw old values.
-            let fresh = attempt.restart_from.is_some();
-            next = Some(Attempt::after(&mut attempt));
+            // A conflict a read found needs no wait: nobody collided with a write of ours, the
+            // attempt just saw old values, and the read armed the replicas at the new ones.
+            let fresh = attempt.found_by_read;
+            next = Some(Attempt::after(&attempt));
             if !fresh {
                 backoff.wait(started.elapsed()).await;
             }
@@ -559,7 +752,7 @@ where
                 return Ok(value);
             }
             Outcome::Conflict => {
-                next = Some(Attempt::after(&mut attempt));
+                next = Some(Attempt::after(&attempt));
                 backoff.wait(started.elapsed()).await
             }
         }
