@@ -5,7 +5,9 @@
 //! to `-2147483648` and climbs through the negatives (`-000000005`, …) to zero. The tests plant
 //! contender nodes with such names by hand — ephemeral nodes of another session, named exactly as
 //! the server would have named them — ahead of the contenders the server numbers now (from 0 on,
-//! in a fresh directory), and check that every part of the library agrees on who holds.
+//! in a fresh directory), and check that every part of the library agrees on who holds. Planted
+//! in the order the server would have numbered them: a listing with such numbers is ordered by
+//! creation zxid (see `sequence_exhausted.rs` for what a real server does past 2^31 − 1).
 
 mod common;
 
@@ -137,8 +139,8 @@ async fn the_rwlock_queues_negative_sequence_numbers_ahead_of_later_ones() {
     let (readers, writer) = (raw(&connect, &chroot).await, raw(&connect, &chroot).await);
     mkdir(&readers, "/rw").await;
     plant(&readers, "/rw", "read", "-2147483000", "planted-reader-1").await;
-    plant(&writer, "/rw", "write", "-000000004", "planted-writer").await;
     plant(&readers, "/rw", "read", "-000000008", "planted-reader-2").await;
+    plant(&writer, "/rw", "write", "-000000004", "planted-writer").await;
 
     let rw = sessions[0].rw_lock("/rw").unwrap();
     let holders = |rw: mazurka::DistributedRwLock| async move {

@@ -525,7 +525,8 @@ fn forward(session: &Session, dir: &str, waiter: Option<String>) {
 /// The waiters of `dir`, oldest first.
 async fn waiters(session: &Session, dir: &str) -> Result<Vec<Entry>> {
     match session.children(dir).await {
-        Ok(children) => Ok(recipe::queue(&children)
+        Ok(children) => Ok(recipe::queue(session, dir, &children)
+            .await?
             .into_iter()
             .filter(|e| e.kind == KIND)
             .collect()),

@@ -16,6 +16,7 @@ mod fence;
 mod guard;
 mod holder;
 mod mutex;
+mod order;
 mod owner;
 mod read_guard;
 mod recipe;

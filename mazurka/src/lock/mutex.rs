@@ -806,7 +806,7 @@ impl DistributedLock {
 
     async fn entries(&self) -> Result<Vec<Entry>> {
         match self.inner.session.children(self.inner.path.as_str()).await {
-            Ok(children) => Ok(recipe::queue(&children)),
+            Ok(children) => recipe::queue(&self.inner.session, self.inner.path.as_str(), &children).await,
             Err(Error::ZooKeeper {
                 code: crate::ZkErrorCode::NoNode,
                 ..

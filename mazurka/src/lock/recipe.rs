@@ -10,7 +10,8 @@
 //! The marker (`_c_` + 32 random hex digits, new per attempt) is Curator's "protection": when a
 //! create's reply is lost with the connection, the contender finds its node again by the marker
 //! instead of leaving an orphan. Children whose names do not parse are ignored, the same way by
-//! every contender.
+//! every contender. The queue is in sequence order, or creation order once the directory's
+//! sequence counter is exhausted (see [`order`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::sequence;
+use super::{order, sequence};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::{CreateMode, NodeEvent, Session, SessionState};
 
@@ -28,8 +29,12 @@ use crate::session::{CreateMode, NodeEvent, Session, SessionState};
 pub(crate) struct Entry {
     pub(crate) name: String,
     pub(crate) kind: String,
-    /// The server's sequence number: a 32-bit counter that wraps (see [`sequence`]).
+    /// The server's sequence number (see [`sequence`]).
     pub(crate) seq: i32,
+    /// Its place in the queue, smallest first: the sequence number, or in an exhausted directory
+    /// the creation zxid (see [`order`]). Equal only for a write node and its downgrade node,
+    /// which take one place.
+    pub(crate) place: i64,
 }
 
 const MARKER_PREFIX: &str = "_c_";
@@ -54,22 +59,29 @@ pub(crate) fn parse(name: &str) -> Option<Entry> {
         name: name.to_owned(),
         kind: kind.to_owned(),
         seq,
+        place: i64::from(seq),
     })
 }
 
-/// The valid children in queue order: oldest sequence number first across the 32-bit wrap
-/// (assuming the queue spans fewer than 2^31 numbers, see [`sequence`]), then by name, so every
-/// reader agrees. O(n log n) in the children; junk costs a failed parse, no allocation.
-pub(crate) fn queue(children: &[String]) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = children.iter().filter_map(|c| parse(c)).collect();
-    sequence::sort(&mut entries, |e| e.seq, |a, b| a.name.cmp(&b.name));
-    entries
+/// The valid children, in no particular order. Junk costs a failed parse, no allocation.
+pub(crate) fn entries(children: &[String]) -> Vec<Entry> {
+    children.iter().filter_map(|c| parse(c)).collect()
 }
 
-/// A fresh node name of `kind` that takes `of`'s place in the queue: the same sequence number
-/// (unique per directory, so only `of` and such siblings share it), its suffix reused verbatim,
+/// The valid children of `dir` in queue order, oldest first, the same for every contender: by
+/// sequence number, or by creation zxid once the directory's counter is exhausted — which costs
+/// a `multiRead` (see [`order`]). O(n log n) in the children.
+///
+/// # Errors
+/// A session or ZooKeeper error of that `multiRead`.
+pub(crate) async fn queue(session: &Session, dir: &str, children: &[String]) -> Result<Vec<Entry>> {
+    order::arrange(session, dir, entries(children)).await
+}
+
+/// A fresh node name of `kind` that takes `of`'s place in the queue: its suffix reused verbatim
 /// and a new marker. Created as a plain ephemeral node, it sits right next to `of`, ahead of
-/// every contender that came later.
+/// every contender that came later — by number; by zxid, its data must say so too
+/// ([`order::sibling_data`]).
 pub(crate) fn sibling_name(of: &Node, kind: &str) -> Option<String> {
     let (_, suffix) = split(&of.name)?;
     sequence::parse(suffix)?;
@@ -364,7 +376,11 @@ impl Enqueued {
                 }) => Vec::new(),
                 Err(err) => return Err(err),
             };
-            let entries = queue(&children);
+            let entries = match queue(&self.session, &self.dir, &children).await {
+                Ok(entries) => entries,
+                Err(err) if err.is_retryable() => continue,
+                Err(err) => return Err(err),
+            };
             let Some(me) = entries.iter().position(|e| e.name == node.name) else {
                 // Our node is gone: the session expired, or someone deleted it.
                 if self.lost(node.generation) {
@@ -381,7 +397,7 @@ impl Enqueued {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Turn::TimedOut);
             }
-            // Nodes ahead of us can only go, never come (sequence numbers grow): once every
+            // Nodes ahead of us can only go, never come (places grow, see `order`): once every
             // node that blocks us now is gone, the turn is ours. Watching them all (when they
             // are few) takes the turn on the last one's deletion event, without listing again
             // — a round trip less on every hand-over. Beyond a few, only the node directly
@@ -663,6 +679,13 @@ mod tests {
         format!("_c_{}-{kind}-{seq:010}", marker.to_string().repeat(32))
     }
 
+    /// The queue of a directory that is not exhausted: by number (no request).
+    fn queue(children: &[String]) -> Vec<Entry> {
+        let mut entries = entries(children);
+        order::sort(&mut entries);
+        entries
+    }
+
     #[test]
     fn parses_valid_names_and_ignores_the_rest() {
         let good = name('a', "lock", 7);
@@ -701,21 +724,21 @@ mod tests {
     }
 
     #[test]
-    fn queue_orders_across_the_wrap() {
-        // The counter passed 2^31 - 1 while these queued: oldest first, whatever the listing order.
-        let issued = [i32::MAX - 2, i32::MAX, i32::MIN + 1, -2_147_483_000];
-        let mut children: Vec<String> = issued.iter().rev().map(|&s| name('a', "lock", s)).collect();
-        children.push("junk".into());
-        let q: Vec<i32> = queue(&children).into_iter().map(|e| e.seq).collect();
-        assert_eq!(q, issued);
-        // And past the other sign change, from the negatives on to zero.
+    fn a_number_is_its_place_until_the_directory_is_exhausted() {
         let children = [
-            name('a', "lock", 2),
-            name('b', "lock", -4),
-            name('c', "lock", -2_147_483_000),
+            name('a', "lock", 12),
+            name('b', "lock", 3),
+            name('c', "lock", i32::MAX - 1),
+            "junk".into(),
         ];
-        let q: Vec<i32> = queue(&children).into_iter().map(|e| e.seq).collect();
-        assert_eq!(q, [-2_147_483_000, -4, 2]);
+        let q: Vec<(i32, i64)> = queue(&children).into_iter().map(|e| (e.seq, e.place)).collect();
+        assert_eq!(q, [(3, 3), (12, 12), (i32::MAX - 1, i64::from(i32::MAX - 1))]);
+        assert!(!entries(&children).iter().any(|e| sequence::exhausted(e.seq)));
+        // Exhausted numbers parse (they are contenders), and make `order` fetch the zxids.
+        for seq in [i32::MAX, i32::MIN, -4] {
+            let e = parse(&name('d', "lock", seq)).map(|e| (e.seq, sequence::exhausted(e.seq)));
+            assert_eq!(e, Some((seq, true)));
+        }
     }
 
     #[test]
@@ -728,8 +751,9 @@ mod tests {
                 generation: 0,
                 own_watch: OwnWatch::default(),
             };
-            let sibling = sibling_name(&of, "read").map(|n| parse(&n).map(|e| (e.kind, e.seq)));
-            assert_eq!(sibling, Some(Some(("read".into(), seq))), "{}", of.name);
+            let sibling = sibling_name(&of, "read").map(|n| parse(&n).map(|e| (e.kind, e.seq, e.place)));
+            let place = parse(&of.name).map_or(0, |e| e.place);
+            assert_eq!(sibling, Some(Some(("read".into(), seq, place))), "{}", of.name);
         }
         let junk = Node {
             path: "/l/junk".into(),

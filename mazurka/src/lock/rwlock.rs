@@ -19,10 +19,11 @@ use tokio::time::Instant;
 use super::fence::Fenced;
 use super::guard::HoldState;
 use super::holder::HolderInfo;
+use super::order;
 use super::owner::Owner;
 use super::read_guard::ReadGuard;
-use super::reentry::scope;
 use super::recipe::{self, Blocker, Enqueued, Entry, Node, Turn};
+use super::reentry::scope;
 use super::write_guard::WriteGuard;
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
@@ -69,12 +70,15 @@ impl RwMode {
     }
 }
 
-/// The entries of a queue that hold the lock now. Nodes that share a sequence number (a write
-/// node and the read node of its holder's downgrade) are one contender: they do not block
-/// each other. So a reader holds when every writer ahead of it shares its number, a writer when
-/// everyone ahead of it does. One pass over the queue.
+/// The entries of a queue that hold the lock now. Nodes that share a place (a write node and the
+/// read node of its holder's downgrade) are one contender: they do not block each other. So a
+/// reader holds when every writer ahead of it shares its place, a writer when everyone ahead of
+/// it does. One pass over the queue.
+///
+/// The place, not the sequence number: in an exhausted directory unrelated contenders share the
+/// number `2147483647`, and must still block each other (see [`super::order`]).
 fn holding_entries(entries: &[Entry]) -> Vec<&Entry> {
-    // The numbers of everyone ahead, and of the writers ahead.
+    // The places of everyone ahead, and of the writers ahead.
     let (mut all, mut writers) = (Seen::Nothing, Seen::Nothing);
     let mut holding = Vec::new();
     for e in entries {
@@ -83,42 +87,42 @@ fn holding_entries(entries: &[Entry]) -> Vec<&Entry> {
         }
         let mode = RwMode::of(e);
         let clear = match mode {
-            RwMode::Read => writers.all_are(e.seq),
-            RwMode::Write => all.all_are(e.seq),
+            RwMode::Read => writers.all_are(e.place),
+            RwMode::Write => all.all_are(e.place),
         };
         if clear {
             holding.push(e);
         }
-        all = all.and(e.seq);
+        all = all.and(e.place);
         if mode == RwMode::Write {
-            writers = writers.and(e.seq);
+            writers = writers.and(e.place);
         }
     }
     holding
 }
 
-/// The distinct sequence numbers among some entries, as far as [`holding_entries`] cares.
+/// The distinct places among some entries, as far as [`holding_entries`] cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
     Nothing,
-    One(i32),
+    One(i64),
     Many,
 }
 
 impl Seen {
-    fn and(self, seq: i32) -> Seen {
+    fn and(self, place: i64) -> Seen {
         match self {
-            Seen::Nothing => Seen::One(seq),
-            Seen::One(s) if s == seq => self,
+            Seen::Nothing => Seen::One(place),
+            Seen::One(p) if p == place => self,
             _ => Seen::Many,
         }
     }
 
-    /// Whether every number seen is `seq` (none seen included).
-    fn all_are(self, seq: i32) -> bool {
+    /// Whether every place seen is `place` (none seen included).
+    fn all_are(self, place: i64) -> bool {
         match self {
             Seen::Nothing => true,
-            Seen::One(s) => s == seq,
+            Seen::One(p) => p == place,
             Seen::Many => false,
         }
     }
@@ -233,10 +237,12 @@ impl std::fmt::Debug for RwHolding {
 /// # Downgrade
 ///
 /// The read hold of a write holder is a read node *at the write node's place in the queue*: a
-/// plain ephemeral node named with the write node's sequence number, created in one `multi`
-/// together with a check that the write node still exists (so it can never outlive a lost write
-/// hold). Sequence numbers are unique in the directory, so the two nodes sit side by side, ahead
-/// of everyone who came later. While the write node exists, nothing changes for anybody else.
+/// plain ephemeral node named with the write node's sequence number, its data recording the
+/// write node's creation zxid (the place that counts once the directory's sequence counter is
+/// exhausted and numbers repeat), created in one `multi` together with a check that the write
+/// node still exists (so it can never outlive a lost write hold). The two nodes sit side by side,
+/// ahead of everyone who came later, as one contender that blocks nobody of its own. While the
+/// write node exists, nothing changes for anybody else.
 /// When it goes, the read node is a reader at the head of the queue: the readers that were
 /// waiting behind the write node come in, and the writers keep waiting until the read hold is
 /// released. Its fencing token is the write hold's.
@@ -559,7 +565,8 @@ impl DistributedRwLock {
         let session = &self.inner.session;
         let name = recipe::sibling_name(&write.node, READ).ok_or(Error::SessionLost)?;
         let path = format!("{}/{name}", self.inner.path);
-        let data = HolderInfo::for_this_process(session.id()).to_bytes();
+        // The write node's place, by number (the name) and by zxid (the data): see `order`.
+        let data = order::sibling_data(&HolderInfo::for_this_process(session.id()), write.node.czxid);
         // Dropped before the outcome is known (cancelled, or an error): delete it, in order behind
         // the create, in case it was applied.
         let mut pending = Orphan {
@@ -811,7 +818,7 @@ impl DistributedRwLock {
 
     async fn entries(&self) -> Result<Vec<Entry>> {
         match self.inner.session.children(self.inner.path.as_str()).await {
-            Ok(children) => Ok(recipe::queue(&children)),
+            Ok(children) => recipe::queue(&self.inner.session, self.inner.path.as_str(), &children).await,
             Err(Error::ZooKeeper {
                 code: ZkErrorCode::NoNode,
                 ..
@@ -1007,7 +1014,23 @@ mod tests {
             name: format!("_c_{}-{kind}-{seq:010}", marker.to_string().repeat(32)),
             kind: kind.to_owned(),
             seq,
+            place: i64::from(seq),
         }
+    }
+
+    /// A node of an exhausted directory: every suffix `2147483647`, placed by zxid `place`.
+    fn exhausted(kind: &str, place: i64, marker: char) -> Entry {
+        Entry {
+            place,
+            ..entry(kind, i32::MAX, marker)
+        }
+    }
+
+    /// The queue of a directory that is not exhausted (by number, no request).
+    fn queue(names: &[String]) -> Vec<Entry> {
+        let mut entries = recipe::entries(names);
+        order::sort(&mut entries);
+        entries
     }
 
     fn holders(entries: &[Entry]) -> Vec<(String, i32)> {
@@ -1045,7 +1068,7 @@ mod tests {
             entry(READ, 4, 'd'),
             entry(WRITE, 5, 'e'),
         ];
-        q = recipe::queue(&q.iter().map(|e| e.name.clone()).collect::<Vec<_>>());
+        q = queue(&q.iter().map(|e| e.name.clone()).collect::<Vec<_>>());
         assert_eq!(
             holders(&q),
             [(READ.to_owned(), 3), (WRITE.to_owned(), 3)],
@@ -1059,47 +1082,65 @@ mod tests {
     }
 
     #[test]
-    fn holders_across_the_wrap_and_a_downgrade_on_a_negative_number() {
-        // A write holder numbered just before the wrap, its downgrade node beside it, then
-        // contenders numbered after the wrap; listed in any order.
-        let names: Vec<String> = [
-            entry(READ, i32::MIN + 2, 'f'),
-            entry(WRITE, i32::MIN, 'e'),
-            entry(READ, i32::MAX, 'a'),
-            entry(WRITE, i32::MAX, 'c'),
-        ]
-        .iter()
-        .map(|e| e.name.clone())
-        .collect();
-        let q = recipe::queue(&names);
-        assert_eq!(
-            holders(&q),
-            [(READ.to_owned(), i32::MAX), (WRITE.to_owned(), i32::MAX)]
-        );
-        let q = recipe::queue(&names[..3]); // the write node goes
-        assert_eq!(holders(&q), [(READ.to_owned(), i32::MAX)]);
-        let q = recipe::queue(&names[..2]); // and the downgraded read hold
-        assert_eq!(holders(&q), [(WRITE.to_owned(), i32::MIN)]);
-        // A downgrade of a write node numbered after the wrap (negative suffix).
-        let write = Node {
-            path: String::new(),
-            name: entry(WRITE, -7, 'c').name,
-            czxid: 1,
-            generation: 0,
-            own_watch: Default::default(),
+    fn in_an_exhausted_directory_equal_numbers_are_not_one_contender() {
+        // Every node numbered 2147483647: a write holder (zxid 10) with its downgrade node (its
+        // place: 10, created later), a writer (20) and a reader (30) that queued behind it.
+        let mut q = vec![
+            exhausted(READ, 30, 'a'),
+            exhausted(WRITE, 20, 'b'),
+            exhausted(READ, 10, 'c'),
+            exhausted(WRITE, 10, 'd'),
+        ];
+        order::sort(&mut q);
+        let places = |q: &[Entry]| -> Vec<(String, i64)> {
+            holding_entries(q)
+                .into_iter()
+                .map(|e| (e.kind.clone(), e.place))
+                .collect()
         };
-        let read = recipe::sibling_name(&write, READ).and_then(|n| recipe::parse(&n));
-        assert_eq!(read.map(|e| (e.kind, e.seq)), Some((READ.to_owned(), -7)));
+        assert_eq!(
+            places(&q),
+            [(READ.to_owned(), 10), (WRITE.to_owned(), 10)],
+            "the write holder's two nodes hold; the writer and the reader behind do not"
+        );
+        q.retain(|e| !(e.kind == WRITE && e.place == 10)); // the write node goes
+        assert_eq!(places(&q), [(READ.to_owned(), 10)]);
+        let writer = q.iter().position(|e| e.kind == WRITE).unwrap_or(0);
+        assert_eq!(write_blocker(&q[writer], &q[..writer]), Some(0));
+        q.remove(0); // and the downgraded read hold
+        assert_eq!(places(&q), [(WRITE.to_owned(), 20)]);
+    }
+
+    #[test]
+    fn a_downgrade_node_keeps_its_write_node_number_also_a_negative_one() {
+        for seq in [7, -7, i32::MAX] {
+            let write = Node {
+                path: String::new(),
+                name: entry(WRITE, seq, 'c').name,
+                czxid: 1,
+                generation: 0,
+                own_watch: Default::default(),
+            };
+            let read = recipe::sibling_name(&write, READ).and_then(|n| recipe::parse(&n));
+            assert_eq!(
+                read.map(|e| (e.kind, e.seq, e.place)),
+                Some((READ.to_owned(), seq, i64::from(seq)))
+            );
+        }
     }
 
     /// The definition `holding_entries` had (quadratic): each entry against the entries ahead
-    /// of it with another sequence number, through the blockers.
+    /// of it with another place, through the blockers.
     fn holding_by_definition(entries: &[Entry]) -> Vec<&Entry> {
         entries
             .iter()
             .enumerate()
             .filter(|(i, e)| {
-                let ahead: Vec<Entry> = entries[..*i].iter().filter(|a| a.seq != e.seq).cloned().collect();
+                let ahead: Vec<Entry> = entries[..*i]
+                    .iter()
+                    .filter(|a| a.place != e.place)
+                    .cloned()
+                    .collect();
                 RwMode::of(e).blocker()(e, &ahead).is_none()
             })
             .map(|(_, e)| e)
@@ -1107,17 +1148,17 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Same holders as the definition, for any queue (any order, repeated numbers, other
+        /// Same holders as the definition, for any queue (any order, repeated places, other
         /// kinds counting as writers).
         #[test]
         fn holding_entries_agrees_with_its_definition(
-            q in proptest::collection::vec((0usize..3, -3i32..4), 0..24)
+            q in proptest::collection::vec((0usize..3, -3i64..4), 0..24)
         ) {
             let kinds = [READ, WRITE, "lock"];
             let entries: Vec<Entry> = q
                 .iter()
                 .enumerate()
-                .map(|(i, &(k, seq))| Entry { name: format!("{i}"), kind: kinds[k].to_owned(), seq })
+                .map(|(i, &(k, place))| Entry { name: format!("{i}"), kind: kinds[k].to_owned(), seq: i32::MAX, place })
                 .collect();
             proptest::prop_assert_eq!(holding_entries(&entries), holding_by_definition(&entries));
         }

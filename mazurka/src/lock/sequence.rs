@@ -1,34 +1,25 @@
-//! ZooKeeper's sequence numbers, and their order across the 32-bit wrap.
+//! ZooKeeper's sequence numbers, and where they stop telling the order of arrival.
 //!
 //! The suffix the server appends to a sequential node's name is its parent's `cversion` — a
-//! signed 32-bit counter that every create and delete of a child bumps — printed by Java's
-//! `%010d`. After 2^31 − 1 it wraps to −2^31 and climbs through the negatives back to zero, and
-//! `%010d` pads a negative number after its sign: `2147483647`, `-2147483648`, …, `-000000005`,
-//! …, `0000000000`. A directory that is never empty long enough for the server to reap it (a hot
-//! lock) gets there after about 10^9 lock cycles.
+//! signed 32-bit counter of the creates of its children (deletes leave it alone) — printed by
+//! Java's `%010d`, which pads a negative number after its sign: `0000000007`, `2147483647`,
+//! `-2147483648`, `-000000005`. Up to 2^31 − 1 the numbers are issued in the order the server
+//! (its leader) takes the creates, which is also the order of their creation zxids.
 //!
-//! What a ZooKeeper 3.8 server really does there (tried on one whose snapshot put a directory's
-//! `cversion` at 2^31 − 2): the request processor hands out the wrapped, negative numbers only
-//! while creates overlap in its pipeline; the stored counter only ever grows (`DataTree` keeps
-//! the larger value), so it stays at `2147483647`, and contenders created one after another all
-//! get that same suffix. This module orders negative numbers correctly; equal numbers are ordered
-//! by name by the caller, which is not arrival order (see the README's non-guarantees).
+//! What a ZooKeeper 3.8 server does at the end of the counter (its sources, and a real server on a
+//! snapshot whose directory's `cversion` was put at 2^31 − 2, agree): the request processor
+//! numbers a create from the counter as the creates still in its pipeline left it, and that
+//! value wraps (`2147483647 + 1` is `-2147483648`); the stored counter is only ever raised
+//! (`DataTree` keeps the larger value), so it stays at `2147483647`. Once a directory got there —
+//! 2^31 creates while it was never empty long enough to be reaped, about a week of a hot lock —
+//! every later contender gets `2147483647` again, or `-2147483648`, `-2147483647`, … when its
+//! create overlaps others in the pipeline. Equal numbers then, and a later contender may even get
+//! `2147483647` after an earlier one got `-2147483648`: no order of the numbers is the order of
+//! arrival. Such a directory is *exhausted*; [`exhausted`] says which numbers only occur there,
+//! and the queue is then ordered by creation zxid instead (see [`super::order`]).
 //!
-//! Numeric order breaks at the wrap: the first node after it would sort ahead of every older
-//! one. Serial-number arithmetic (RFC 1982) on the 2^32 circle does not break, provided the
-//! numbers compared are less than 2^31 apart. That is the one assumption made here, and
-//! documented in the lock guarantees: **a live queue spans fewer than 2^31 sequence numbers**
-//! (about 10^9 contenders arriving while its oldest node lives on).
-//!
-//! [`sort`] turns that into a total order for one listing (pairwise serial comparison is not
-//! transitive once the assumption is broken, and a comparator that is not a total order may make
-//! the standard sort panic): the values are placed on the circle, the circle is cut at the start
-//! of its largest gap, and the queue is read from there. Under the assumption the largest gap is
-//! the one outside the queue's arc, so that order is the serial order, the same for every
-//! contender whatever subset of the queue it sees; beyond it the order is still total and
-//! deterministic.
-
-use std::cmp::Ordering;
+//! Numbers that are not exhausted (`0..2147483647`) were all issued before any exhausted one, in
+//! arrival order, so the two orders agree wherever both apply.
 
 /// The sequence number of a suffix exactly as ZooKeeper prints it (`%010d` of an `i32`), or
 /// `None` for anything else: a shorter or longer form, a sign other than a leading `-`, or a value
@@ -54,47 +45,11 @@ pub(crate) fn parse(suffix: &str) -> Option<i32> {
     (value != 0 || !negative).then_some(value)
 }
 
-/// RFC 1982 "less than" on `i32` sequence numbers: `a` was issued before `b`. Defined when they
-/// are less than 2^31 apart; for exactly 2^31 apart, neither precedes the other. The order
-/// [`sort`] must agree with (the tests check it does); not a total order, so never a comparator.
-#[cfg(test)]
-fn precedes(a: i32, b: i32) -> bool {
-    // The distance from `a` forward to `b` on the circle, in (0, 2^31).
-    b.wrapping_sub(a) > 0
-}
-
-/// Position on the 2^32 circle (the two's complement bits).
-fn circle(seq: i32) -> u32 {
-    seq as u32
-}
-
-/// Sorts `items` oldest first by the sequence number `seq` gives each, across the wrap (see the
-/// [module docs](self)); items with the same number in `tie` order. O(n log n), no allocation.
-pub(crate) fn sort<T>(items: &mut [T], seq: impl Fn(&T) -> i32, tie: impl Fn(&T, &T) -> Ordering) {
-    // Around the circle from 0, a total order however the values lie.
-    items.sort_unstable_by(|a, b| circle(seq(a)).cmp(&circle(seq(b))).then_with(|| tie(a, b)));
-    let n = items.len();
-    if n < 2 {
-        return;
-    }
-    // The largest gap between neighbours on the circle, the wrap-around one (last to first)
-    // included; its end is the oldest item. With a single distinct value the wrap-around gap is
-    // the whole circle (2^32, hence u64).
-    let gap = |from: usize, to: usize| -> u64 {
-        match circle(seq(&items[to])).wrapping_sub(circle(seq(&items[from]))) {
-            0 if from > to => 1 << 32,
-            d => u64::from(d),
-        }
-    };
-    let mut oldest = 0;
-    let mut widest = gap(n - 1, 0);
-    for i in 1..n {
-        let g = gap(i - 1, i);
-        if g > widest {
-            (oldest, widest) = (i, g);
-        }
-    }
-    items.rotate_left(oldest);
+/// Whether `seq` is a number only an exhausted directory hands out (see the [module docs](self)):
+/// the counter's last value `2147483647`, or a negative one (the counter wrapped in the server's
+/// pipeline). A listing with such a number cannot be ordered by its numbers.
+pub(crate) fn exhausted(seq: i32) -> bool {
+    seq == i32::MAX || seq < 0
 }
 
 #[cfg(test)]
@@ -154,38 +109,13 @@ mod tests {
     }
 
     #[test]
-    fn the_wrap_is_one_step_forward() {
-        assert!(precedes(i32::MAX, i32::MIN));
-        assert!(!precedes(i32::MIN, i32::MAX));
-        assert!(precedes(-1, 0));
-        assert!(precedes(i32::MAX - 5, -2_147_483_000));
-        assert!(!precedes(3, 3));
-        let mut q = vec![-2_147_483_647, -2_147_483_000, i32::MAX, i32::MIN, i32::MAX - 1];
-        sort(&mut q, |v| *v, |_, _| Ordering::Equal);
-        assert_eq!(
-            q,
-            [i32::MAX - 1, i32::MAX, i32::MIN, -2_147_483_647, -2_147_483_000]
-        );
-        // The other sign change (-1 to 0) is no wrap, but a far negative one still comes first.
-        let mut q = vec![3, -2, 0, -1_000_000_000];
-        sort(&mut q, |v| *v, |_, _| Ordering::Equal);
-        assert_eq!(q, [-1_000_000_000, -2, 0, 3]);
-    }
-
-    #[test]
-    fn equal_numbers_keep_their_tie_order_also_across_the_cut() {
-        let mut q = vec![(i32::MIN, 'b'), (i32::MAX, 'z'), (i32::MIN, 'a'), (i32::MAX, 'y')];
-        sort(&mut q, |e| e.0, |a, b| a.1.cmp(&b.1));
-        assert_eq!(
-            q,
-            [(i32::MAX, 'y'), (i32::MAX, 'z'), (i32::MIN, 'a'), (i32::MIN, 'b')]
-        );
-        let mut one = vec![(7, 'b'), (7, 'a')];
-        sort(&mut one, |e| e.0, |a, b| a.1.cmp(&b.1));
-        assert_eq!(one, [(7, 'a'), (7, 'b')]);
-        let mut none: Vec<i32> = Vec::new();
-        sort(&mut none, |v| *v, |_, _| Ordering::Equal);
-        assert!(none.is_empty());
+    fn only_the_end_of_the_counter_is_exhausted() {
+        for v in [i32::MAX, i32::MIN, -2_147_483_647, -5, -1] {
+            assert!(exhausted(v), "{}", zk(v));
+        }
+        for v in [0, 1, 999_999_999, i32::MAX - 1] {
+            assert!(!exhausted(v), "{}", zk(v));
+        }
     }
 
     proptest! {
@@ -199,58 +129,6 @@ mod tests {
             if let Some(v) = parse(&s) {
                 prop_assert_eq!(zk(v), s);
             }
-        }
-
-        /// A queue on any arc shorter than 2^31 — wrapped or not — comes out in issue order
-        /// from any shuffle, and so does every subset of it (every contender sees the same order
-        /// whatever it lists).
-        #[test]
-        fn an_arc_shorter_than_half_the_circle_sorts_in_issue_order(
-            start in any::<i32>(),
-            steps in prop::collection::vec(0u32..1 << 26, 1..40),
-            span_cap in 1u32..=i32::MAX as u32,
-            shuffle in any::<u64>(),
-            keep in any::<u64>(),
-        ) {
-            // Issue order: `start` plus growing offsets, all within `span_cap` < 2^31.
-            let mut offset = 0u32;
-            let mut issued = Vec::new();
-            for s in steps {
-                offset = offset.saturating_add(s);
-                if offset >= span_cap { break; }
-                issued.push(start.wrapping_add(offset as i32));
-            }
-            let mut q = issued.clone();
-            let mut state = shuffle | 1;
-            for i in (1..q.len()).rev() {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                q.swap(i, (state % (i as u64 + 1)) as usize);
-            }
-            sort(&mut q, |v| *v, |_, _| Ordering::Equal);
-            prop_assert_eq!(&q, &issued);
-            for w in q.windows(2) {
-                prop_assert!(!precedes(w[1], w[0]));
-            }
-            let sub: Vec<i32> = issued.iter().enumerate()
-                .filter(|(i, _)| keep >> (i % 64) & 1 == 1).map(|(_, v)| *v).collect();
-            let mut shuffled_sub = sub.clone();
-            shuffled_sub.reverse();
-            sort(&mut shuffled_sub, |v| *v, |_, _| Ordering::Equal);
-            prop_assert_eq!(shuffled_sub, sub);
-        }
-
-        /// Any values at all (the assumption broken): still a permutation, sorted by a rotation of
-        /// the circle, and never a panic.
-        #[test]
-        fn any_values_give_a_rotation_of_the_circle_order(mut q in prop::collection::vec(any::<i32>(), 0..50)) {
-            let mut by_circle = q.clone();
-            by_circle.sort_by_key(|v| *v as u32);
-            sort(&mut q, |v| *v, |_, _| Ordering::Equal);
-            let mut back = q.clone();
-            back.sort_by_key(|v| *v as u32);
-            prop_assert_eq!(&back, &by_circle);
-            let cut = q.iter().zip(q.iter().skip(1)).filter(|(a, b)| (**a as u32) > (**b as u32)).count();
-            prop_assert!(cut <= 1, "one cut at most: {:?}", q);
         }
     }
 }
