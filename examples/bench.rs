@@ -335,6 +335,43 @@ impl Op for StmTransfer {
     }
 }
 
+/// `stm_audit`: a read-only transaction over 100 refs of 16 bytes (`get` of each in turn, as an
+/// audit is written), next to the anchors' `raw_multiread` (one `multiRead` of 100 nodes, the
+/// floor of a consistent read from the server). Nothing else writes them, so every replica's
+/// watch vouches for its value and the audit sends no request (`srv_reads_per_op`); the line
+/// also reports one cold audit after a write of every ref (`cold_*`: no watch vouches then).
+struct StmAudit {
+    refs: Vec<Ref<[u8; 16]>>,
+}
+
+impl Op for StmAudit {
+    async fn run(&self) -> Result<Duration, String> {
+        let t = Instant::now();
+        let refs = &self.refs;
+        let n = mazurka::dosync(|| async move {
+            let mut n = 0usize;
+            for r in refs {
+                n += usize::from(r.get().await?[0] < 255);
+            }
+            Ok::<_, mazurka::Error>(n)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        if n != refs.len() {
+            return Err(format!("an audit saw {n} of {} values", refs.len()));
+        }
+        Ok(t.elapsed())
+    }
+}
+
+/// Node reads (`getData`s, also inside a `multiRead`) served under `/<namespace>`, from `mntr`.
+fn node_reads(addr: SocketAddr, namespace: &str) -> Option<u64> {
+    number(
+        &four_letter_word(addr, "mntr").ok()?,
+        &format!("zk_cnt_{namespace}_read_per_namespace"),
+    )
+}
+
 #[mazurka::dosync]
 async fn transfer(from: &Ref<i64>, to: &Ref<i64>, amount: i64, attempts: &AtomicI64) -> mazurka::Result<()> {
     attempts.fetch_add(1, Ordering::Relaxed);
@@ -400,6 +437,7 @@ fn all_workloads() -> Vec<&'static str> {
         "reentrant",
         "counter_contended",
         "stm_transfer",
+        "stm_audit",
     ]
 }
 
@@ -575,6 +613,81 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                                 ("total".into(), total.into()),
                                 ("attempts_total".into(), attempts.load(Ordering::SeqCst).into()),
                             ]
+                        })
+                    },
+                )
+                .await?
+            }
+            "stm_audit" => {
+                const REFS: usize = 100;
+                let root = format!("/bench/audit-{}", std::process::id());
+                let cold_with: Arc<std::sync::Mutex<Option<Vec<Ref<[u8; 16]>>>>> = Default::default();
+                let (root2, cold2) = (root.clone(), cold_with.clone());
+                let counters = cfg.counters;
+                run_workload(
+                    &cfg,
+                    name,
+                    1,
+                    2000,
+                    move |s, _| {
+                        let (root, cold) = (root2.clone(), cold2.clone());
+                        Box::pin(async move {
+                            let mut refs = Vec::new();
+                            for k in 0..REFS {
+                                refs.push(Ref::<[u8; 16]>::new(&s, format!("{root}/{k:03}"), [1; 16]).await?);
+                            }
+                            if let Ok(mut c) = cold.lock() {
+                                *c = Some(refs.clone());
+                            }
+                            Ok(Arc::new(StmAudit { refs }))
+                        })
+                    },
+                    move || {
+                        Box::pin(async move {
+                            let Some(refs) = cold_with.lock().ok().and_then(|mut c| c.take()) else {
+                                return Vec::new();
+                            };
+                            // One write of every ref through the same session fires every watch.
+                            let refs = &refs;
+                            let touched = mazurka::dosync(|| async move {
+                                for r in refs {
+                                    r.alter(|v| {
+                                        [
+                                            v[0],
+                                            v[1].wrapping_add(1),
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                            1,
+                                        ]
+                                    })
+                                    .await?;
+                                }
+                                Ok::<_, mazurka::Error>(())
+                            })
+                            .await;
+                            let audit = StmAudit { refs: refs.clone() };
+                            let before = counters.and_then(|a| node_reads(a, "bench"));
+                            let cold = audit.run().await;
+                            let after = counters.and_then(|a| node_reads(a, "bench"));
+                            let mut extra = vec![("refs".into(), REFS.into())];
+                            if let (Ok(()), Ok(latency)) = (touched, cold) {
+                                extra.push(("cold_us".into(), (latency.as_secs_f64() * 1e6).round().into()));
+                            }
+                            if let (Some(b), Some(a)) = (before, after) {
+                                extra.push(("cold_node_reads".into(), (a - b).into()));
+                            }
+                            extra
                         })
                     },
                 )

@@ -44,7 +44,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -180,8 +180,20 @@ impl std::fmt::Debug for Slot {
     }
 }
 
+/// Watches armed so far in this process: each `Armed` takes the next number, so an attempt that
+/// checked its reads when the count was `k` knows that a watch numbered `<= k` was armed by a
+/// reply received before that check (see `txn`).
+static ARMS: AtomicU64 = AtomicU64::new(0);
+
+/// The number of the latest watch armed (see `ARMS`).
+pub(crate) fn arms_so_far() -> u64 {
+    ARMS.load(Ordering::Acquire)
+}
+
 /// A data watch the server holds for the znode.
 struct Armed {
+    /// Its number (see `ARMS`).
+    seq: u64,
     /// The ZooKeeper session it is registered on: its notifications come on that session only.
     generation: u64,
     /// The `mzxid` of the value the read that left it returned.
@@ -418,6 +430,7 @@ impl CacheEntry {
             }
         }
         let replaced = armed.replace(Armed {
+            seq: ARMS.fetch_add(1, Ordering::AcqRel) + 1,
             generation,
             mzxid,
             state: WatchState::Waiting(Box::pin(watch.changed())),
@@ -436,17 +449,45 @@ impl CacheEntry {
     /// `mzxid`, up to the latest reply ZooKeeper session `generation` has received (see the
     /// module docs): armed on that session by a read of that very value, not fired. No request.
     pub(crate) fn vouches(&self, generation: u64, mzxid: i64) -> bool {
+        self.vouching(generation, mzxid).is_some()
+    }
+
+    /// As `vouches`, with the number of the watch that vouches (see `ARMS`).
+    pub(crate) fn vouching(&self, generation: u64, mzxid: i64) -> Option<u64> {
         let mut slot = self.slot();
         let Slot { armed, waker } = &mut *slot;
-        let Some(armed) = armed else { return false };
+        let armed = armed.as_mut()?;
         match armed.fired(waker.as_ref()) {
-            None => armed.generation == generation && armed.mzxid == mzxid,
+            None => (armed.generation == generation && armed.mzxid == mzxid).then_some(armed.seq),
             Some(event) => {
                 if event != NodeEvent::SessionEnded {
                     self.mark_suspect();
                 }
-                false
+                None
             }
+        }
+    }
+
+    /// Whether this process has learnt that the znode no longer holds the value written at
+    /// `mzxid`: the watch armed at that value fired with a change (or deletion), or the replica
+    /// holds a newer value (a re-created znode's is newer too), or none. No request.
+    pub(crate) fn moved_past(&self, mzxid: i64) -> bool {
+        {
+            let mut slot = self.slot();
+            let Slot { armed, waker } = &mut *slot;
+            if let Some(armed) = armed.as_mut().filter(|a| a.mzxid == mzxid) {
+                if armed
+                    .fired(waker.as_ref())
+                    .is_some_and(|e| e != NodeEvent::SessionEnded)
+                {
+                    return true;
+                }
+            }
+        }
+        match self.current() {
+            Known::Value(c) => c.mzxid > mzxid,
+            Known::Missing => true,
+            Known::Unknown => false,
         }
     }
 

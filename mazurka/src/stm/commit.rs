@@ -117,6 +117,19 @@ pub(crate) async fn commit(attempt: &mut Attempt) -> Result<Outcome> {
         // Read only: every read was part of one consistent snapshot already.
         return Ok(Outcome::Committed);
     }
+    // A ref read this attempt that this process has since learnt changed (its watch fired, or
+    // the replica holds a newer value) cannot commit: found here without a request. This is
+    // also what catches a ref deleted and re-created at the version read (its `check` would
+    // pass: versions start again at 0), when the notification came before the commit is sent.
+    let moved = attempt.entries.values().find(|e| {
+        e.read
+            .as_ref()
+            .is_some_and(|read| e.r.cache().moved_past(read.mzxid))
+    });
+    if let Some(entry) = moved {
+        entry.r.cache().mark_suspect();
+        return Ok(Outcome::Conflict);
+    }
     let commute_only: Vec<String> = attempt
         .entries
         .iter()

@@ -7,9 +7,10 @@
 //!
 //! **Isolation: serializable** — stronger than Clojure's snapshot isolation: every read is
 //! checked at commit, so there is no write skew even without [`Ref::ensure`]. **Opacity**: a
-//! body never sees a state that never existed; the first read of an attempt comes from the
-//! watch-fed replica, every later one in an atomic `multiRead` with all earlier reads, which
-//! must be unchanged or the attempt restarts before the body sees anything inconsistent.
+//! body never sees a state that never existed: a value stays valid while its replica's watch
+//! (armed by a read of that value on this session) has not fired, so later reads check earlier
+//! ones by their watches and read from the server only what no watch vouches for (see `txn`);
+//! anything found changed restarts the attempt before the body sees anything inconsistent.
 //!
 //! A commit whose reply is lost is decided by reading back the writer id stored in each
 //! value's envelope (with the ids of the last writes before it): never applied twice, never

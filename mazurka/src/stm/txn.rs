@@ -101,6 +101,12 @@ pub(crate) struct Attempt {
     /// existed, so the body may see it; the next server round (or, if the body reads nothing
     /// more, one just before the commit) checks it is still current.
     unverified: bool,
+    /// Set when every read so far was found held by its watch, on ZooKeeper session `.0`, at a
+    /// check made when `cache::arms_so_far()` was `.1`: they all hold at the state of the latest
+    /// reply received then. A replica whose watch vouches, armed no later (number `<= .1`), holds
+    /// at that state too — so reading it needs no new check of the others (an audit of `n`
+    /// watched refs costs `n` watch looks, not `n²/2`).
+    checked: Option<(u64, u64)>,
 }
 
 impl Attempt {
@@ -115,6 +121,7 @@ impl Attempt {
             prefetch: Vec::new(),
             reading: Arc::default(),
             unverified: false,
+            checked: None,
         }
     }
 
@@ -217,6 +224,23 @@ pub(crate) async fn read_all(
             }
         }
         let session = a.session.clone();
+        if let (Some(checked), Some(s)) = (a.checked, &session) {
+            // Every earlier read held at the last check: values from replicas armed before it
+            // hold at that state too, with no look at the others.
+            if s.is_valid(checked.0) {
+                let found: Option<Vec<_>> = wanted
+                    .iter()
+                    .map(|r| replica_value(r, Some(checked)).map(|found| (r.clone(), found)))
+                    .collect();
+                if let Some(found) = found {
+                    drop(a);
+                    for (r, (value, read)) in found {
+                        record(&cell, r, read, value);
+                    }
+                    return fill(&cell, &refs, values);
+                }
+            }
+        }
         (read_set(&a), a.prefetch.clone(), session)
     };
     let Some(session) = session.filter(|_| !wanted.is_empty()) else {
@@ -224,6 +248,8 @@ pub(crate) async fn read_all(
     };
     let generation = session.generation();
     let live = session.is_valid(generation);
+    // Numbers of watches armed so far, before any is looked at.
+    let mark = crate::stm::cache::arms_so_far();
     // Earlier reads a watch vouches for hold up to now; the others must be read again.
     let (watched, stale): (Vec<Earlier>, Vec<Earlier>) = earlier
         .into_iter()
@@ -231,8 +257,9 @@ pub(crate) async fn read_all(
     // New values from replicas whose watch vouches for them: current now, as the earlier ones.
     let mut vouched = Vec::new();
     let mut unvouched = Vec::new();
+    let current = live.then_some((generation, u64::MAX));
     for r in wanted {
-        match replica_value(&r, live.then_some(generation)) {
+        match replica_value(&r, current) {
             Some(found) => vouched.push((r, found)),
             None => unvouched.push(r),
         }
@@ -241,8 +268,11 @@ pub(crate) async fn read_all(
         for (r, (value, read)) in vouched {
             record(&cell, r, read, value);
         }
+        // Everything held when the watches were looked at, each armed before `mark` or by then.
+        lock(&cell).checked = Some((generation, mark));
         return fill(&cell, &refs, values);
     }
+    lock(&cell).checked = None;
     if watched.is_empty() && stale.is_empty() && prefetch.is_empty() && vouched.is_empty() {
         if let [r] = unvouched.as_slice() {
             // The first read of an attempt, from a replica no watch vouches for: a value that
@@ -269,7 +299,7 @@ pub(crate) async fn read_all(
                 .iter()
                 .chain(vouched.iter().map(|(r, _)| r))
                 .any(|r| r.path().as_str() == path);
-        if !known && replica_value(&p, live.then_some(generation)).is_none() {
+        if !known && replica_value(&p, current).is_none() {
             arm.push(p);
         }
     }
@@ -309,6 +339,16 @@ pub(crate) async fn read_all(
         };
         finish_read(&cell, r, bytes, stat).await?;
     }
+    // If every read is held by its watch now, the next reads need not look at them again.
+    let mark = crate::stm::cache::arms_so_far();
+    let generation = session.generation();
+    let all = read_set(&lock(&cell));
+    if all
+        .iter()
+        .all(|(_, mzxid, r)| r.cache().vouches(generation, *mzxid))
+    {
+        lock(&cell).checked = Some((generation, mark));
+    }
     fill(&cell, &refs, values)
 }
 
@@ -336,14 +376,18 @@ fn fill(
         .collect()
 }
 
-/// The replica's value of `r` as a read: if `generation` is given, only one its watch vouches
-/// for on that ZooKeeper session (current now); without, any value it holds that decodes.
-fn replica_value(r: &Arc<dyn ErasedRef>, generation: Option<u64>) -> Option<(AnyValue, ReadAt)> {
+/// The replica's value of `r` as a read: if `watched` (a ZooKeeper session's generation and a
+/// watch number) is given, only one a watch vouches for on that session (current now), armed no
+/// later than that number; without, any value it holds that decodes.
+fn replica_value(r: &Arc<dyn ErasedRef>, watched: Option<(u64, u64)>) -> Option<(AnyValue, ReadAt)> {
     let Known::Value(cached) = r.cache().current() else {
         return None;
     };
-    if let Some(generation) = generation {
-        if !r.cache().vouches(generation, cached.mzxid) {
+    if let Some((generation, latest)) = watched {
+        if r.cache()
+            .vouching(generation, cached.mzxid)
+            .is_none_or(|seq| seq > latest)
+        {
             return None;
         }
     }
