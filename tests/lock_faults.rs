@@ -81,6 +81,8 @@ impl FrozenWaiter {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The gate is held across awaits on purpose: it is what keeps the waiter's thread frozen.
+#[allow(clippy::await_holding_lock)]
 async fn a_waiter_frozen_past_its_session_expiry_while_the_holder_releases_gets_session_lost() {
     // The deletion of the node ahead reaches the frozen waiter's socket before its session
     // expires; on thawing, the client reads that event before it learns of the expiry. Taking
