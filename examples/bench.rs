@@ -42,9 +42,15 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One client's operation: returns the latency to record. Statically dispatched, so the loop
 /// around an operation costs what the anchors' loops cost (no allocation per op).
 trait Op: Send + Sync + 'static {
-    /// Runs once in the client's own task before its warm-up (reentrancy is per task).
+    /// Runs once in the client's own task before its warm-up.
     fn setup(&self) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }
+    }
+
+    /// Runs the client's loop (warm-up and measured ops, after `setup`): by default as it is;
+    /// `reentrant` runs it in its outer hold's scope (re-entry is scoped to the holder).
+    fn scoped<'a, T: 'a>(&self, body: BoxFut<'a, T>) -> BoxFut<'a, T> {
+        body
     }
 
     fn run(&self) -> impl Future<Output = Result<Duration, String>> + Send;
@@ -133,7 +139,7 @@ where
     for (i, s) in sessions.iter().enumerate() {
         workers.push(make(s.clone(), i).await?);
     }
-    // Each client is one task from warm-up to the end (reentrancy is per task), with two
+    // Each client is one task from warm-up to the end, with two
     // rendezvous: warm-up done (the server counters are read), then a common start.
     let warm_ops = 2.max(ops / (10 * clients));
     let warmed = Arc::new(tokio::sync::Barrier::new(clients + 1));
@@ -145,37 +151,42 @@ where
         let (w, tickets, warmed, go) = (w.clone(), tickets.clone(), warmed.clone(), go.clone());
         let warmup = cfg.warmup;
         running.push(tokio::spawn(async move {
-            let until = Instant::now() + warmup;
-            let mut n = 0;
-            let mut failed = w.setup().await.err();
-            while failed.is_none() && (n < warm_ops || Instant::now() < until) {
-                failed = w.run().await.err();
-                n += 1;
-            }
-            // Nanoseconds, one word each, as the anchors' `long[n]`. Written once before the start:
-            // a fresh `Vec` gets its pages from the kernel on first touch, which put a page fault
-            // every 256 ops inside the window (the JVM's heap pages are in memory already).
-            let mut latencies = vec![u64::MAX; ops];
-            let mut recorded = 0;
-            warmed.wait().await;
-            go.wait().await;
-            while failed.is_none() && tickets.fetch_sub(1, Ordering::SeqCst) > 0 {
-                match w.run().await {
-                    Ok(latency) => {
-                        // Never more tickets than slots; `get_mut` only keeps the loop panic-free.
-                        if let Some(slot) = latencies.get_mut(recorded) {
-                            *slot = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-                            recorded += 1;
-                        }
-                    }
-                    Err(e) => failed = Some(e),
+            let setup_failed = w.setup().await.err();
+            let op = w.clone();
+            op.scoped(Box::pin(async move {
+                let until = Instant::now() + warmup;
+                let mut n = 0;
+                let mut failed = setup_failed;
+                while failed.is_none() && (n < warm_ops || Instant::now() < until) {
+                    failed = w.run().await.err();
+                    n += 1;
                 }
-            }
-            latencies.truncate(recorded);
-            match failed {
-                Some(e) => Err(e),
-                None => Ok((latencies, Instant::now())),
-            }
+                // Nanoseconds, one word each, as the anchors' `long[n]`. Written once before the start:
+                // a fresh `Vec` gets its pages from the kernel on first touch, which put a page fault
+                // every 256 ops inside the window (the JVM's heap pages are in memory already).
+                let mut latencies = vec![u64::MAX; ops];
+                let mut recorded = 0;
+                warmed.wait().await;
+                go.wait().await;
+                while failed.is_none() && tickets.fetch_sub(1, Ordering::SeqCst) > 0 {
+                    match w.run().await {
+                        Ok(latency) => {
+                            // Never more tickets than slots; `get_mut` only keeps the loop panic-free.
+                            if let Some(slot) = latencies.get_mut(recorded) {
+                                *slot = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+                                recorded += 1;
+                            }
+                        }
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                latencies.truncate(recorded);
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok((latencies, Instant::now())),
+                }
+            }))
+            .await
         }));
     }
     warmed.wait().await;
@@ -287,7 +298,8 @@ impl Op for Contended {
 /// `reentrant`: the lock is held once outside the loop; re-acquire; release (nested).
 struct Reentrant {
     lock: DistributedLock,
-    /// The outer hold, taken by the client's own task in `setup` (ownership is per task).
+    /// The outer hold, taken by the client's own task in `setup`; the client's loop runs in its
+    /// scope, entered once (re-entry is scoped to the future that holds).
     outer: std::sync::Mutex<Option<mazurka::LockGuard>>,
 }
 
@@ -296,6 +308,17 @@ impl Op for Reentrant {
         let guard = self.lock.lock().await.map_err(|e| e.to_string())?;
         *self.outer.lock().map_err(|e| e.to_string())? = Some(guard);
         Ok(())
+    }
+
+    fn scoped<'a, T: 'a>(&self, body: BoxFut<'a, T>) -> BoxFut<'a, T> {
+        let outer = self
+            .outer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outer.as_ref() {
+            Some(guard) => Box::pin(guard.scope(body)),
+            None => body,
+        }
     }
 
     async fn run(&self) -> Result<Duration, String> {

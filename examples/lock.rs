@@ -36,10 +36,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "worker {worker} prints job {job} (token {})",
                     guard.fencing_token()
                 );
-                // Reentrant: the owner may take it again without a round trip.
-                let nested = lock.lock().await?;
-                assert_eq!(lock.hold_count(), 2);
-                drop(nested);
+                // Reentrant: code in the hold's scope takes it again without a round trip.
+                guard
+                    .scope(async {
+                        let nested = lock.lock().await?;
+                        assert_eq!(lock.hold_count(), 2);
+                        nested.release().await
+                    })
+                    .await?;
                 inside.fetch_sub(1, Ordering::SeqCst);
                 guard.release().await?;
             }

@@ -64,9 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             writer.fetch_sub(1, Ordering::SeqCst);
             guard.release().await?;
         }
-        // Downgrade: read while still holding the write lock, then let the write lock go.
+        // Downgrade: read while still holding the write lock (in its scope), then let the write
+        // lock go.
         let write = rw.write().await?;
-        let read = rw.read().await?;
+        let read = write.scope(rw.read()).await?;
         println!(
             "writer downgrades: {} write hold(s), {} read hold(s)",
             rw.write_hold_count(),

@@ -253,7 +253,12 @@ async fn actor(
     while let Some(cmd) = commands.recv().await {
         let ev = match cmd {
             Cmd::Lock => {
-                guards.push(lock.lock().await.unwrap());
+                // A nested hold is taken in the scope of a live one (re-entry is scoped).
+                let guard = match guards.first() {
+                    Some(held) => held.scope(lock.lock()).await,
+                    None => lock.lock().await,
+                };
+                guards.push(guard.unwrap());
                 Ev::Locked {
                     actor: id,
                     holds: lock.hold_count(),
@@ -597,8 +602,8 @@ async fn wait_restores_the_hold_count_and_keeps_every_guard_valid() {
     let their_cond = theirs.new_condition("c").unwrap();
 
     let outer = lock.lock().await.unwrap();
-    let middle = lock.lock().await.unwrap();
-    let mut inner = lock.lock().await.unwrap();
+    let middle = outer.scope(lock.lock()).await.unwrap();
+    let mut inner = outer.scope(lock.lock()).await.unwrap();
     assert_eq!(lock.hold_count(), 3);
     let before = outer.fencing_token();
     let old_node = outer.node_path();
@@ -686,7 +691,7 @@ async fn waiting_or_signalling_without_the_lock_is_not_held() {
     assert_eq!(lock.hold_count(), 1);
 
     // A hold given up with unlock(): its guard is inert and cannot wait.
-    let mut nested = lock.lock().await.unwrap();
+    let mut nested = guard.scope(lock.lock()).await.unwrap();
     lock.unlock().await.unwrap();
     assert!(matches!(cond.wait(&mut nested).await, Err(Error::NotHeld { .. })));
     drop(nested);
@@ -710,7 +715,7 @@ async fn wait_for_times_out_within_its_bound_and_leaves_no_waiter_node() {
     let lock = session.lock("/t/lock").unwrap();
     let cond = lock.new_condition("never").unwrap();
     let mut guard = lock.lock().await.unwrap();
-    let _nested = lock.lock().await.unwrap();
+    let _nested = guard.scope(lock.lock()).await.unwrap();
     let before = guard.fencing_token();
     let started = Instant::now();
     let signalled = cond
@@ -792,7 +797,7 @@ async fn a_wait_dropped_before_it_released_the_lock_changes_nothing() {
     let cond = lock.new_condition("c").unwrap();
     let their_cond = observer.lock("/x/lock").unwrap().new_condition("c").unwrap();
     let mut guard = lock.lock().await.unwrap();
-    let _nested = lock.lock().await.unwrap();
+    let _nested = guard.scope(lock.lock()).await.unwrap();
     let token = guard.fencing_token();
     // The waiter node's create is held in the proxy: the wait is dropped before it releases.
     proxy.stall();
@@ -831,7 +836,7 @@ async fn a_wait_dropped_after_it_released_the_lock_leaves_inert_guards() {
     let observer = sessions[1].lock("/y/lock").unwrap();
     let their_cond = observer.new_condition("c").unwrap();
     let outer = lock.lock().await.unwrap();
-    let mut guard = lock.lock().await.unwrap();
+    let mut guard = outer.scope(lock.lock()).await.unwrap();
     let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(async move {
         waiters_become(&their_cond, 1).await;
@@ -917,7 +922,7 @@ async fn an_outer_guard_reports_waiting_and_is_not_lost_across_an_inner_wait() {
     let theirs = sessions[1].lock("/o/lock").unwrap();
     let their_cond = theirs.new_condition("c").unwrap();
     let outer = lock.lock().await.unwrap();
-    let mut inner = lock.lock().await.unwrap();
+    let mut inner = outer.scope(lock.lock()).await.unwrap();
     let before = outer.fencing_token();
     let (acquired_tx, acquired) = tokio::sync::oneshot::channel::<()>();
     let (observed, observed_rx) = tokio::sync::oneshot::channel::<HoldState>();
@@ -1107,7 +1112,7 @@ async fn nested_holds_given_back_by_other_tasks_during_waits_are_counted_exactly
     for round in 0..10 {
         let mut nested = Vec::new();
         for _ in 0..8 {
-            nested.push(lock.lock().await.unwrap());
+            nested.push(outer.scope(lock.lock()).await.unwrap());
         }
         assert_eq!(lock.hold_count(), 9, "round {round}");
         // Another task gives back half of them while the lock is certainly parked (it holds

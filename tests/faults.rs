@@ -52,7 +52,7 @@ async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_sessi
 
     let mine = holder.lock("/p/lock").unwrap();
     let guard = mine.lock().await.unwrap();
-    let nested = mine.lock().await.unwrap();
+    let nested = guard.scope(mine.lock()).await.unwrap();
     let theirs = waiter.lock("/p/lock").unwrap();
     let next = tokio::spawn(async move { theirs.lock().await.map(|g| (Instant::now(), g)) });
     common::eventually(10, "waiter queued", || async {

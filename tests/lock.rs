@@ -108,7 +108,7 @@ async fn reentrant_hold_counts_follow_a_reference_model() {
     let lock = session.lock("/reentrant/lock").unwrap();
     let theirs = observer.lock("/reentrant/lock").unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut guards = Vec::new();
+    let mut guards: Vec<mazurka::LockGuard> = Vec::new();
     // Guards whose hold unlock() gave up: inert, released at random later on.
     let mut inert = Vec::new();
     let mut model = 0usize;
@@ -116,7 +116,11 @@ async fn reentrant_hold_counts_follow_a_reference_model() {
     for step in 0..400 {
         match rng.gen_range(0..6) {
             0 | 1 => {
-                let g = lock.lock().await.unwrap();
+                // Nested holds are taken in the scope of a live one (re-entry is scoped).
+                let g = match guards.first() {
+                    Some(outer) => outer.scope(lock.lock()).await.unwrap(),
+                    None => lock.lock().await.unwrap(),
+                };
                 if let Some(t) = token {
                     assert_eq!(g.fencing_token(), t, "reentry keeps the node (and the token)");
                 }
@@ -213,7 +217,7 @@ async fn nested_holds_given_back_on_other_threads_are_counted_exactly() {
         let mut kept = Vec::new();
         let mut sent = 0;
         for _ in 0..200 {
-            let g = lock.lock().await.unwrap();
+            let g = outer.scope(lock.lock()).await.unwrap();
             assert_eq!(
                 g.fencing_token(),
                 token,
@@ -260,7 +264,7 @@ async fn another_task_on_the_owners_thread_does_not_share_the_hold() {
     let session = common::session("same-thread").await;
     let lock = session.lock("/same-thread/lock").unwrap();
     let guard = lock.lock().await.unwrap();
-    let nested = lock.lock().await.unwrap();
+    let nested = guard.scope(lock.lock()).await.unwrap();
     let other = {
         let lock = lock.clone();
         tokio::spawn(async move { (lock.try_lock().await.unwrap().is_some(), lock.hold_count()) })

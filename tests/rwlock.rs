@@ -268,9 +268,9 @@ async fn downgrade_keeps_writers_out_until_the_read_is_released() {
     };
     wait_for_queue(a, 3, "writer queued").await;
 
-    // Downgrade: take the read lock while holding the write lock (one node more, next to the
-    // write node), then release the write lock.
-    let read = a.read().await.unwrap();
+    // Downgrade: take the read lock while holding the write lock — in its scope — (one node
+    // more, next to the write node), then release the write lock.
+    let read = write.scope(a.read()).await.unwrap();
     assert_eq!((a.write_hold_count(), a.read_hold_count()), (1, 1));
     assert_eq!(read.fencing_token(), write.fencing_token());
     assert_eq!(queue_len(a).await, 4);
@@ -323,7 +323,7 @@ async fn a_writer_waiting_right_behind_a_downgrading_writer_stays_out() {
             })
         };
         wait_for_queue(a, 2, "writer queued right behind").await;
-        let read = a.read().await.unwrap();
+        let read = write.scope(a.read()).await.unwrap();
         write.release().await.unwrap();
         // Round trips on the waiter's own session: its client has seen the write node's deletion
         // (a session's watch events come before later replies) and had time to act on it.
@@ -435,13 +435,18 @@ async fn reentrant_hold_counts_for_both_sides() {
     assert_eq!(queue_len(other).await, 0);
 
     // Write side, and reads inside it.
+    // (In the write hold's scope: write re-entry is scoped.)
     let w1 = me.write().await.unwrap();
-    let w2 = me.write().await.unwrap();
-    let w3 = me.try_write_for(Duration::from_millis(1)).await.unwrap().unwrap();
+    let w2 = w1.scope(me.write()).await.unwrap();
+    let w3 = w1
+        .scope(me.try_write_for(Duration::from_millis(1)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(me.write_hold_count(), 3);
     assert_eq!(w1.fencing_token(), w3.fencing_token());
-    let r1 = me.read().await.unwrap();
-    let r2 = me.try_read().await.unwrap().unwrap();
+    let r1 = w1.scope(me.read()).await.unwrap();
+    let r2 = w1.scope(me.try_read()).await.unwrap().unwrap();
     assert_eq!((me.write_hold_count(), me.read_hold_count()), (3, 2));
     assert_eq!(queue_len(other).await, 2, "a write node and one read node");
     assert!(me.is_write_locked_by_current_task());
@@ -634,7 +639,7 @@ async fn fenced_writes_commit_only_while_held() {
         .commit()
         .await
         .unwrap();
-    let read = rw[0].read().await.unwrap();
+    let read = write.scope(rw[0].read()).await.unwrap();
     write.release().await.unwrap();
     // The downgraded read still fences (its own node is checked).
     read.fenced()
@@ -668,7 +673,7 @@ async fn dropping_guards_releases_in_the_background() {
     drop(w);
     // Dropped off any runtime: no panic, and the release still happens.
     let write = rw[0].write().await.unwrap();
-    let read = rw[0].read().await.unwrap();
+    let read = write.scope(rw[0].read()).await.unwrap();
     std::thread::spawn(move || {
         drop(write);
         drop(read);
@@ -706,7 +711,7 @@ async fn a_downgrade_whose_reply_is_lost_is_found_again() {
                 let write = lock.write().await.unwrap();
                 held_tx.send(()).unwrap();
                 go_rx.await.unwrap();
-                let read = lock.read().await;
+                let read = write.scope(lock.read()).await;
                 read_tx.send(read.is_ok()).unwrap();
                 done_rx.await.unwrap();
                 write.release().await.unwrap();

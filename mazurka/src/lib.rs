@@ -85,8 +85,10 @@ pub mod __private;
 ///   [`DistributedLock`] (moved in) or a `&DistributedLock`.
 /// - `timeout = d` takes a [`std::time::Duration`]. `else` needs `try` or `timeout`: it runs when
 ///   the lock could not be taken in time, without holding it.
-/// - The lock is reentrant per task: a `lock!` on a lock the current task already holds (an outer
-///   `lock!` on the same path, for instance) enters at once.
+/// - The block runs in the hold's scope ([`LockGuard::scope`]): a `lock!` (or `lock()`) of the same
+///   lock inside it — an inner `lock!` on the same path, a helper it calls — re-enters the hold at
+///   once. Outside the block it queues, even in the same task: two `lock!`s joined or selected in
+///   one task (`join!`, `select!`) take turns like two tasks would.
 /// - **Read-write locks**: `read` or `write` before the lock takes one side of a
 ///   [`DistributedRwLock`] instead (on a session and a path, as [`Session::rw_lock`], or a
 ///   `DistributedRwLock` / `&DistributedRwLock`), in every form above:

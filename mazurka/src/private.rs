@@ -152,7 +152,9 @@ pub enum Attempt {
     Failed(Error),
 }
 
-/// Runs `body` holding `guard`, then releases the hold and waits for the release to be confirmed.
+/// Runs `body` holding `guard`, in the hold's scope (so `lock()` of the same lock in the body
+/// re-enters the hold, see [`LockGuard::scope`]), then releases the hold and waits for the release
+/// to be confirmed.
 ///
 /// The body's value is returned only if the release succeeded: an error there (for instance
 /// [`Error::SessionLost`]) means the hold may have ended before the body did, so another holder's
@@ -164,7 +166,7 @@ pub enum Attempt {
 /// # Cancel safety
 /// Dropping the future drops the guard, which releases the hold in the background.
 pub async fn locked<F: Future>(guard: LockGuard, body: F) -> Result<F::Output> {
-    let value = body.await;
+    let value = guard.scope(body).await;
     guard.release().await?;
     Ok(value)
 }
@@ -279,17 +281,33 @@ pub fn invalid_rw_lock() -> Result<Cow<'static, DistributedRwLock>> {
 pub trait RwGuard: Send + 'static {
     /// [`ReadGuard::release`] or [`WriteGuard::release`].
     fn release_now(self) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// The hold's scope, as [`ReadGuard::scope`] or [`WriteGuard::scope`] enter it.
+    fn scope_of(&self) -> RwScope;
 }
+
+/// The scope of a read-write lock's hold (see [`RwGuard::scope_of`]). A type of its own, so that
+/// [`rw_locked`]'s future is `Send` whenever the body's is.
+#[derive(Debug)]
+pub struct RwScope(crate::lock::ScopeOf);
 
 impl RwGuard for ReadGuard {
     fn release_now(self) -> impl Future<Output = Result<()>> + Send + 'static {
         self.release()
+    }
+
+    fn scope_of(&self) -> RwScope {
+        RwScope(self.hold_scope())
     }
 }
 
 impl RwGuard for WriteGuard {
     fn release_now(self) -> impl Future<Output = Result<()>> + Send + 'static {
         self.release()
+    }
+
+    fn scope_of(&self) -> RwScope {
+        RwScope(self.hold_scope())
     }
 }
 
@@ -349,8 +367,8 @@ pub enum RwAttempt<G> {
     Failed(Error),
 }
 
-/// Runs `body` holding `guard`, then releases the hold and waits for the release to be confirmed;
-/// as [`locked`].
+/// Runs `body` holding `guard`, in the hold's scope, then releases the hold and waits for the
+/// release to be confirmed; as [`locked`].
 ///
 /// # Errors
 /// As [`ReadGuard::release`] / [`WriteGuard::release`].
@@ -358,7 +376,7 @@ pub enum RwAttempt<G> {
 /// # Cancel safety
 /// Dropping the future drops the guard, which releases the hold in the background.
 pub async fn rw_locked<G: RwGuard, F: Future>(guard: G, body: F) -> Result<F::Output> {
-    let value = body.await;
+    let value = crate::lock::run_scope(guard.scope_of().0, body).await;
     guard.release_now().await?;
     Ok(value)
 }

@@ -33,3 +33,6 @@ pub use mutex::DistributedLock;
 pub use read_guard::ReadGuard;
 pub use rwlock::{DistributedRwLock, RwMode};
 pub use write_guard::WriteGuard;
+
+// For `lock!`'s helpers (`crate::__private`): a hold's scope, entered around the block.
+pub(crate) use reentry::scope::{run as run_scope, Held as ScopeOf};

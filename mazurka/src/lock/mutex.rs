@@ -477,7 +477,10 @@ impl DistributedLock {
         }
         // A node of a session that is gone is no lock: never hand it out (dropping the contender
         // removes the node, should the server still keep it).
-        if !contender.node().is_some_and(|n| self.inner.session.holds(n.generation)) {
+        if !contender
+            .node()
+            .is_some_and(|n| self.inner.session.holds(n.generation))
+        {
             return Err(Error::SessionLost);
         }
         contender.into_node().map(Some).ok_or(Error::SessionLost)

@@ -83,6 +83,11 @@ impl ReadGuard {
         self.hold.scope(body)
     }
 
+    /// This hold's scope, for `lock!`'s helpers.
+    pub(crate) fn hold_scope(&self) -> super::ScopeOf {
+        self.hold.scope_of()
+    }
+
     /// Releases this hold and waits for the server to confirm when it was the last one.
     ///
     /// # Errors

@@ -131,8 +131,22 @@ pub(crate) mod scope {
         Rw(Arc<RwHolding>),
     }
 
+    impl Held {
+        /// The address of the lock path's process-local state, as the lock's identity (a live
+        /// acquisition keeps it alive, so it is not reused meanwhile).
+        fn key(&self) -> usize {
+            match self {
+                Held::Lock(h) => Arc::as_ptr(&h.lock.inner.local) as usize,
+                Held::Rw(h) => h.local_key(),
+            }
+        }
+    }
+
     #[derive(Debug)]
     struct Frame {
+        /// [`Held::key`], computed once per push: the lookup compares it without following
+        /// pointers into the acquisition.
+        key: usize,
         held: Held,
         /// The task that polls the scope. A future polled inside a scope's poll on behalf of
         /// another task (a `LocalSet` run from the block, say) is not part of the block.
@@ -146,15 +160,13 @@ pub(crate) mod scope {
 
     /// Runs `body` inside the scope of `held`: each poll of it pushes the scope and pops it again
     /// (also when the body panics).
-    pub(crate) fn run<F: Future>(held: Held, body: F) -> impl Future<Output = F::Output> {
-        async move {
-            let mut body = std::pin::pin!(body);
-            std::future::poll_fn(move |cx| {
-                let _entered = Entered::push(&held);
-                body.as_mut().poll(cx)
-            })
-            .await
-        }
+    pub(crate) async fn run<F: Future>(held: Held, body: F) -> F::Output {
+        let mut body = std::pin::pin!(body);
+        std::future::poll_fn(move |cx| {
+            let _entered = Entered::push(&held);
+            body.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// A pushed scope, popped on drop.
@@ -165,6 +177,7 @@ pub(crate) mod scope {
     impl Entered {
         fn push(held: &Held) -> Entered {
             let frame = Frame {
+                key: held.key(),
                 held: held.clone(),
                 task: tokio::task::try_id(),
             };
@@ -189,9 +202,9 @@ pub(crate) mod scope {
         }
     }
 
-    /// The innermost frame of this task that `pick` accepts, mapped by it.
+    /// The innermost frame of this task for the lock `key` that `pick` accepts, mapped by it.
     #[inline]
-    fn innermost<T>(mut pick: impl FnMut(&Held) -> Option<T>) -> Option<T> {
+    fn innermost<T>(key: usize, mut pick: impl FnMut(&Held) -> Option<T>) -> Option<T> {
         FRAMES
             .try_with(|frames| {
                 let frames = frames.try_borrow().ok()?;
@@ -202,7 +215,7 @@ pub(crate) mod scope {
                 frames
                     .iter()
                     .rev()
-                    .filter(|f| f.task == task)
+                    .filter(|f| f.key == key && f.task == task)
                     .find_map(|f| pick(&f.held))
             })
             .ok()
@@ -212,9 +225,9 @@ pub(crate) mod scope {
     /// The acquisition of the exclusive lock `local` whose scope the caller runs in, if any.
     #[inline]
     pub(crate) fn lock_holding(local: &Arc<Local>) -> Option<Arc<Holding>> {
-        innermost(|held| match held {
-            Held::Lock(h) if Arc::ptr_eq(&h.lock.inner.local, local) => Some(h.clone()),
-            _ => None,
+        innermost(Arc::as_ptr(local) as usize, |held| match held {
+            Held::Lock(h) => Some(h.clone()),
+            Held::Rw(_) => None,
         })
     }
 
@@ -222,11 +235,9 @@ pub(crate) mod scope {
     /// of them, innermost first (a write holder's read hold is in scope with its write hold).
     pub(crate) fn rw_holdings(local: &Arc<RwLocal>) -> Vec<Arc<RwHolding>> {
         let mut found = Vec::new();
-        innermost::<()>(|held| {
+        innermost::<()>(Arc::as_ptr(local) as usize, |held| {
             if let Held::Rw(h) = held {
-                if h.is_of(local) {
-                    found.push(h.clone());
-                }
+                found.push(h.clone());
             }
             None
         });

@@ -183,9 +183,9 @@ pub(crate) struct RwHolding {
 }
 
 impl RwHolding {
-    /// Whether this is an acquisition of the lock whose process-local side is `local`.
-    pub(crate) fn is_of(&self, local: &Arc<RwLocal>) -> bool {
-        Arc::ptr_eq(&self.lock.inner.local, local)
+    /// The address of the lock's process-local side, as the lock's identity for scopes.
+    pub(crate) fn local_key(&self) -> usize {
+        Arc::as_ptr(&self.lock.inner.local) as usize
     }
 
     /// Whether the caller runs in this acquisition's scope (`scoped`: see [`scope::rw_holdings`]).
@@ -262,7 +262,7 @@ impl std::fmt::Debug for RwHolding {
 /// read.release().await?;
 ///
 /// let write = rw.write().await?; // alone
-/// let read = rw.read().await?; // downgrade: read while still writing …
+/// let read = write.scope(rw.read()).await?; // downgrade (in the write hold's scope): read while writing …
 /// write.release().await?; // … and stop writing: readers may come in, writers may not
 /// read.release().await?;
 /// # Ok(()) }
@@ -477,7 +477,10 @@ impl DistributedRwLock {
             });
         if let Some(held) = key.and_then(|key| holds.readers.get_mut(&key)) {
             let id = held.reenter();
-            return Ok(ReadEntry::Reentered(ReadGuard::new(Hold::new(held.holding.clone(), id))));
+            return Ok(ReadEntry::Reentered(ReadGuard::new(Hold::new(
+                held.holding.clone(),
+                id,
+            ))));
         }
         if let Some(writer) = writer.filter(|_| in_write_scope) {
             return Ok(ReadEntry::Downgrade(writer.holding.clone()));
@@ -552,7 +555,10 @@ impl DistributedRwLock {
         }
         // A node of a session that is gone is no lock: never hand it out (dropping the contender
         // removes the node, should the server still keep it).
-        if !contender.node().is_some_and(|n| self.inner.session.holds(n.generation)) {
+        if !contender
+            .node()
+            .is_some_and(|n| self.inner.session.holds(n.generation))
+        {
             return Err(Error::SessionLost);
         }
         let node = contender.into_node().ok_or(Error::SessionLost)?;
@@ -919,12 +925,23 @@ impl Hold {
         scope::run(scope::Held::Rw(self.holding.clone()), body)
     }
 
+    /// This hold's scope, to be entered with [`scope::run`].
+    pub(crate) fn scope_of(&self) -> scope::Held {
+        scope::Held::Rw(self.holding.clone())
+    }
+
     pub(crate) fn node_path(&self) -> &str {
         &self.holding.node.path
     }
 
     pub(crate) fn state(&self) -> HoldState {
-        if !self.holding.lock.inner.session.holds(self.holding.node.generation) {
+        if !self
+            .holding
+            .lock
+            .inner
+            .session
+            .holds(self.holding.node.generation)
+        {
             return HoldState::Lost;
         }
         match self.holding.lock.inner.session.state() {
