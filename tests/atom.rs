@@ -58,6 +58,89 @@ async fn contended_swaps_are_all_counted_once_and_in_order() {
     );
 }
 
+/// Sessions increment one atom, drawing from a shared pool of tickets (take one, do one swap)
+/// until none is left, as the benchmark's clients do: a session that keeps winning takes most
+/// tickets. Returns each session's completed swaps and the most times one swap ran its function.
+/// Counts only, no clock: a slow machine slows every session alike.
+async fn contended_shares(prefix: &str, n: usize, tickets: usize) -> (Vec<usize>, usize) {
+    let sessions = common::sessions(prefix, n).await;
+    let _: Atom<u64> = Atom::new(&sessions[0], "/shared", 0).await.unwrap();
+    let pool = Arc::new(std::sync::atomic::AtomicIsize::new(tickets as isize));
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for s in &sessions {
+        let atom: Atom<u64> = Atom::open(s, "/shared").await.unwrap();
+        let (pool, start) = (pool.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            atom.swap(|n| n + 1).await.unwrap(); // replica loaded, connection warm
+            start.wait().await;
+            let (mut done, mut most_runs) = (0, 0);
+            while pool.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                let mut runs = 0;
+                atom.swap(|n| {
+                    runs += 1;
+                    n + 1
+                })
+                .await
+                .unwrap();
+                done += 1;
+                most_runs = most_runs.max(runs);
+            }
+            (done, most_runs)
+        }));
+    }
+    let (mut shares, mut most_runs) = (Vec::new(), 0);
+    for t in tasks {
+        let (done, runs) = timeout(BOUND, t).await.unwrap().unwrap();
+        shares.push(done);
+        most_runs = most_runs.max(runs);
+    }
+    let total = Atom::<u64>::open(&sessions[0], "/shared").await.unwrap();
+    assert_eq!(
+        total.deref_sync().await.unwrap(),
+        (tickets + n) as u64,
+        "every swap counted once"
+    );
+    (shares, most_runs)
+}
+
+/// Jain's fairness index: 1 for equal shares, 1/n when one did everything.
+fn jain(shares: &[usize]) -> f64 {
+    let sum: f64 = shares.iter().map(|&x| x as f64).sum();
+    let squares: f64 = shares.iter().map(|&x| (x as f64).powi(2)).sum();
+    sum * sum / (shares.len() as f64 * squares)
+}
+
+/// A winner must not keep winning: its own write refreshes its copy and it hears first, so
+/// without yielding it starves the others (issue 13: 9499 / 1 / 1 / 1 increments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contended_swaps_are_fair_among_4_sessions() {
+    let (shares, most_runs) = contended_shares("fair4", 4, 800).await;
+    let fairness = jain(&shares);
+    assert!(
+        fairness >= 0.9,
+        "Jain's index {fairness:.3} of swaps per session {shares:?}: a session was starved"
+    );
+    assert!(
+        most_runs <= 40,
+        "one swap ran its function {most_runs} times (shares {shares:?}): it kept losing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contended_swaps_are_fair_among_16_sessions() {
+    let (shares, most_runs) = contended_shares("fair16", 16, 1600).await;
+    let fairness = jain(&shares);
+    assert!(
+        fairness >= 0.9,
+        "Jain's index {fairness:.3} of swaps per session {shares:?}: a session was starved"
+    );
+    assert!(
+        most_runs <= 80,
+        "one swap ran its function {most_runs} times (shares {shares:?}): it kept losing"
+    );
+}
+
 #[tokio::test]
 async fn compare_and_set_fails_on_a_stale_value_and_writes_nothing() {
     let sessions = common::sessions("cas", 2).await;

@@ -4,21 +4,30 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::blob::BlobOptions;
-use crate::codec::{Bincode, Codec, Envelope, WriterId};
+use crate::codec::{Bincode, Codec, Envelope, HistoryEntry};
 use crate::error::{Error, Result, ZkErrorCode};
 use crate::session::Session;
 use crate::stm::cache::{Cached, Known, Payload};
 use crate::stm::stored::{history_after, landing, stored_api, Landing, Stored, Value};
+
+mod pace;
+
+use pace::Pace;
 
 /// A Clojure-style atom: one value in a znode, changed atomically and independently of anything
 /// else (no transaction) by a versioned compare-and-set.
 ///
 /// A [`swap`](Atom::swap) computes the new value from the replica's (no read request) and writes
 /// it with one version-checked `setData`; if another process got there first, it takes the
-/// newer value (read right behind its write while contended, else from the replica or with one
-/// read) and tries again after a random fraction of its failed write's own time — only to keep
-/// the losers of one round from colliding again in lockstep, not a backoff policy. So `f` may run
-/// more than once: it must be free of side effects.
+/// newer value (from the replica or with one read; after a second loss, from a read sent right
+/// behind its write) and tries again at once. So `f` may run more than once: it must be free of
+/// side effects.
+///
+/// Contended swaps are **fair**: writers take turns. A handle that won a few times in a row
+/// yields before its next swap, for about half the time the other writers' turns take (counted
+/// from the writer ids in the value's history), then starts from a fresh read; losers go first.
+/// Measured with 4 and 16 sessions, every session completes about the same number of swaps
+/// (Jain's index above 0.9). A handle that has seen no other writer for a second never waits.
 ///
 /// ```no_run
 /// # async fn demo(session: &mazurka::Session) -> mazurka::Result<()> {
@@ -29,10 +38,12 @@ use crate::stm::stored::{history_after, landing, stored_api, Landing, Stored, Va
 /// ```
 pub struct Atom<T, C = Bincode> {
     pub(crate) inner: Arc<Stored<T, C>>,
-    /// Recent conflicts, shared by clones: while contended, every write is followed by a
-    /// pipelined read, so a loser has the winner's value as soon as it learns it lost (no extra
-    /// round trip, and no head start for the winner's next write).
+    /// Recent conflicts, shared by clones: while contended, a loser's next write is followed by
+    /// a pipelined read, so if it loses again it has the winner's value as soon as it learns it
+    /// (no extra round trip).
     contention: Arc<AtomicU32>,
+    /// Whose turn it is under contention (shared by clones): a winner yields to the others.
+    pace: Arc<Pace>,
 }
 
 impl<T, C> Clone for Atom<T, C> {
@@ -40,6 +51,7 @@ impl<T, C> Clone for Atom<T, C> {
         Atom {
             inner: self.inner.clone(),
             contention: self.contention.clone(),
+            pace: self.pace.clone(),
         }
     }
 }
@@ -92,6 +104,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
         Ok(Atom {
             inner: Stored::create_or_open(session, path, initial, options).await?,
             contention: Arc::default(),
+            pace: Arc::new(Pace::new()),
         })
     }
 
@@ -121,6 +134,7 @@ impl<T: Value, C: Codec> Atom<T, C> {
         Ok(Atom {
             inner: Stored::open(session, path, options).await?,
             contention: Arc::default(),
+            pace: Arc::new(Pace::new()),
         })
     }
 
@@ -149,37 +163,37 @@ impl<T: Value, C: Codec> Atom<T, C> {
     /// # Cancel safety
     /// As [`swap`](Atom::swap).
     pub async fn swap_vals(&self, mut f: impl FnMut(&T) -> T) -> Result<(T, T)> {
-        let (mut current, mut cached) = self.inner.cached()?;
-        let mut losses = 0u32;
+        let (mut current, mut cached, _) = self.start().await?;
+        // A first write goes alone: in its turn it rarely loses. A loser's next write takes a
+        // read along: if it loses again, the winner's value is there at once.
+        let mut read_behind = false;
         loop {
             let new = f(&current);
-            let started = std::time::Instant::now();
-            match self.write_over(&cached, &new).await? {
-                Written::Yes => return Ok((current, new)),
+            match self.write_over(&cached, &new, read_behind).await? {
+                Written::Yes { version, before } => {
+                    self.pace.won(version, &before);
+                    return Ok((current, new));
+                }
+                // A loser writes again at once, against the value it just learned: it is the
+                // one whose turn it is (see `pace`).
                 Written::Lost(fresh) => {
-                    // Writes that landed while ours was on the way: about how many others are
-                    // writing now.
-                    let rivals =
-                        (i64::from(fresh.1.version) - i64::from(cached.version)).clamp(1, MAX_RIVALS);
+                    self.pace.lost();
                     (current, cached) = fresh;
-                    losses += 1;
-                    // Everyone who lost this round would collide again at once: spread the
-                    // retries over a window of about one write per writer (the winner's value
-                    // is already here, so this is not a sleep to learn it; it only keeps the
-                    // writers from colliding again), wider after repeated losses. Measured with
-                    // 4 writers: 1.09 attempts per increment, against 1.45 with a window of
-                    // one write.
-                    // (Bounded: an attempt slowed by a reconnect or a large upload must not turn
-                    // into a long sleep.)
-                    let window = (rivals + 1) as f64 * f64::from(losses.min(4));
-                    let spread = started
-                        .elapsed()
-                        .mul_f64(window * rand::random::<f64>())
-                        .min(MAX_SPREAD);
-                    tokio::time::sleep(spread).await;
+                    read_behind = true;
                 }
             }
         }
+    }
+
+    /// The value a swap starts from, once it is this handle's turn (see `pace`): the replica's,
+    /// or a fresh read after a win under contention.
+    async fn start(&self) -> Result<(T, Cached, bool)> {
+        if self.pace.take_turn().await {
+            let (value, cached) = self.inner.read_latest().await?;
+            return Ok((value, cached, true));
+        }
+        let (value, cached) = self.inner.cached()?;
+        Ok((value, cached, false))
     }
 
     /// Sets the value to `value` regardless of the current one; returns it.
@@ -206,7 +220,8 @@ impl<T: Value, C: Codec> Atom<T, C> {
     where
         T: PartialEq,
     {
-        let (mut current, mut cached) = self.inner.cached()?;
+        let (mut current, mut cached, _) = self.start().await?;
+        let mut read_behind = false;
         loop {
             if &current != old {
                 // The replica may lag: confirm with the server before saying no.
@@ -216,16 +231,23 @@ impl<T: Value, C: Codec> Atom<T, C> {
                 }
                 cached = fresh_cached;
             }
-            match self.write_over(&cached, &new).await? {
-                Written::Yes => return Ok(true),
-                Written::Lost(fresh) => (current, cached) = fresh,
+            match self.write_over(&cached, &new, read_behind).await? {
+                Written::Yes { version, before } => {
+                    self.pace.won(version, &before);
+                    return Ok(true);
+                }
+                Written::Lost(fresh) => {
+                    self.pace.lost();
+                    (current, cached) = fresh;
+                    read_behind = true;
+                }
             }
         }
     }
 
     /// One versioned write of `new` over the value `base` (for a large value: its chunk set
     /// first, then the pointer, in one `multi` with the set guards).
-    async fn write_over(&self, base: &Cached, new: &T) -> Result<Written<T>> {
+    async fn write_over(&self, base: &Cached, new: &T, read_behind: bool) -> Result<Written<T>> {
         self.inner.validate(new)?;
         let meta = Envelope::parse(&base.bytes)
             .map_err(|source| Error::Codec {
@@ -233,16 +255,14 @@ impl<T: Value, C: Codec> Atom<T, C> {
                 source,
             })?
             .into_meta();
-        let writer = WriterId::random();
-        let packed = self
-            .inner
-            .pack(new, writer, &history_after(base.version, &meta))
-            .await?;
+        let writer = self.pace.writer_id();
+        let before = history_after(base.version, &meta);
+        let packed = self.inner.pack(new, writer, &before).await?;
         let mut guards = self.inner.blobs.guard_ops(&packed, Some(&base.bytes));
         let bytes = packed.bytes.clone();
         let path = self.inner.path.as_str();
         let session = &self.inner.session;
-        let contended = self.contention.load(Ordering::Relaxed) > 0;
+        let contended = read_behind && self.contention.load(Ordering::Relaxed) > 0;
         let (mut sent, behind) = if contended {
             // The read goes out right behind the write: it sees the winner's value if we lose.
             let (sent, behind) = tokio::join!(
@@ -283,7 +303,10 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     let payload = packed.payload().map_or(Payload::Inline, Payload::Fetched);
                     self.inner.cache.offer(Cached::new(bytes, &stat, payload));
                     self.inner.blobs.committed(&guards);
-                    return Ok(Written::Yes);
+                    return Ok(Written::Yes {
+                        version: stat.version,
+                        before,
+                    });
                 }
                 Err(Error::ZooKeeper {
                     code: ZkErrorCode::BadVersion,
@@ -322,7 +345,11 @@ impl<T: Value, C: Codec> Atom<T, C> {
                     match landing(&now.bytes, now.version, writer, base.version) {
                         Landing::Landed => {
                             self.inner.blobs.committed(&guards);
-                            return Ok(Written::Yes);
+                            // The read-back may be later than our write: no better version.
+                            return Ok(Written::Yes {
+                                version: now.version,
+                                before,
+                            });
                         }
                         Landing::NotYet => {
                             resent = true;
@@ -366,14 +393,9 @@ impl<T: Value, C: Codec> Atom<T, C> {
     }
 }
 
-/// The most concurrent writers the retry spread of [`Atom::swap`] scales to.
-const MAX_RIVALS: i64 = 8;
-
-/// The longest a losing swap waits before its next attempt.
-const MAX_SPREAD: std::time::Duration = std::time::Duration::from_millis(20);
-
 enum Written<T> {
-    Yes,
+    /// Landed, creating `version` over a value whose writers were `before` (newest first).
+    Yes { version: i32, before: Vec<HistoryEntry> },
     /// Someone else wrote first: their value.
     Lost((T, Cached)),
 }
