@@ -113,6 +113,18 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e3
 }
 
+/// Jain's fairness index of the clients' op counts, as the anchors compute it: (Σx)² / (n·Σx²),
+/// 1 for equal shares, 1/n when one client did every op.
+fn jain(per_client: &[u64]) -> f64 {
+    let sum: f64 = per_client.iter().map(|&x| x as f64).sum();
+    let squares: f64 = per_client.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    if squares == 0.0 {
+        1.0
+    } else {
+        sum * sum / (per_client.len() as f64 * squares)
+    }
+}
+
 /// Runs one workload: connect, warm up, run `ops` tickets across clients, print one JSON line.
 async fn run_workload<W: Op, F>(
     cfg: &Config,
@@ -194,9 +206,13 @@ where
     go.wait().await;
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(ops);
+    // Measured ops per client: the tickets are shared, so a client that starves the others
+    // shows here (and in `fairness`), not in ops/s.
+    let mut per_client = Vec::with_capacity(clients);
     let mut end = start;
     for r in running {
         let (mine, finished) = r.await??;
+        per_client.push(mine.len() as u64);
         latencies.extend(mine);
         end = end.max(finished);
     }
@@ -212,6 +228,10 @@ where
         "ops_per_s": ((ops as f64 / seconds) * 1000.0).round() / 1000.0,
         "p50_us": (percentile(&latencies, 50.0) * 1000.0).round() / 1000.0,
         "p99_us": (percentile(&latencies, 99.0) * 1000.0).round() / 1000.0,
+        "max_us": (latencies.last().map_or(0.0, |&ns| ns as f64 / 1e3) * 1000.0).round() / 1000.0,
+        "fairness": (jain(&per_client) * 1000.0).round() / 1000.0,
+        "client_ops_min": per_client.iter().min().copied().unwrap_or(0),
+        "client_ops_max": per_client.iter().max().copied().unwrap_or(0),
         "mode": "tasks",
     });
     if let (Some(b), Some(a)) = (before, after) {
@@ -403,8 +423,9 @@ async fn transfer(from: &Ref<i64>, to: &Ref<i64>, amount: i64, attempts: &Atomic
     Ok(())
 }
 
-/// `counter_contended`: increment a shared counter (an atom's swap: one versioned write, a
-/// loser retries at once with the newer value); the whole increment is timed.
+/// `counter_contended`: increment a shared counter (an atom's swap: one versioned write; writers
+/// take turns, a loser retries at once with the newer value); the whole increment is timed,
+/// including a winner's wait for its next turn.
 struct Counter {
     atom: Atom<i64>,
     attempts: Arc<AtomicI64>,
@@ -761,7 +782,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
                                 ),
                                 (
                                     "retry".into(),
-                                    "newer value from a read pipelined behind the write; retry within a random window of one write per concurrent writer".into(),
+                                    "turns: up to 4 wins in a row, then the winner yields about half the others' turns and reads; a loser writes again at once".into(),
                                 ),
                             ]
                         })
