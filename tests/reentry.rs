@@ -302,7 +302,9 @@ async fn a_released_hold_is_not_re_entered_by_its_scope() {
     let first = guard.fencing_token();
     let scope = guard.scope(async {
         let again = lock.lock().await.unwrap();
-        again.fencing_token()
+        let token = again.fencing_token();
+        again.release().await.unwrap();
+        token
     });
     guard.release().await.unwrap();
     let second = timeout(BOUND, scope).await.unwrap();
