@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use zookeeper_client as zk;
 
+use crate::check::stm::StmStats;
 use crate::check::{self, FaultSpan, Stats, Violation};
 use crate::cluster::Cluster;
 use crate::event::{now_us, Event, Line};
@@ -95,6 +96,8 @@ pub struct Report {
     pub ensemble: bool,
     /// Counts.
     pub stats: Stats,
+    /// The STM workload's counts (`None` for the locks).
+    pub stm: Option<StmStats>,
     /// Faults injected, per kind.
     pub faults: BTreeMap<String, u64>,
     /// Violations found.
@@ -136,6 +139,23 @@ impl Report {
         for (kind, n) in shown.iter().filter(|(_, n)| **n > 3) {
             s.push_str(&format!("    [{kind}] … {} more\n", n - 3));
         }
+        if let Some(stm) = &self.stm {
+            let lr = &stm.lost_replies;
+            s.push_str(&format!(
+                "  stm ops (kind → outcome → count): {:?}\n  acknowledged per worker: {:?}, audits: {}, epochs: {}, unacknowledged found applied: {}\n  lost replies (ops in flight at a reply cut): {} — decided applied {}, decided not applied {}, OutcomeUnknown {} ({} of them applied), no end {}\n",
+                stm.ops,
+                stm.per_worker_ok,
+                stm.audits,
+                stm.epochs,
+                stm.unacknowledged_applied,
+                lr.in_flight,
+                lr.decided_applied,
+                lr.decided_not_applied,
+                lr.outcome_unknown,
+                lr.unknown_found_applied,
+                lr.no_end,
+            ));
+        }
         s.push_str(&format!(
             "  log: {}\n",
             self.out_dir.join("events.jsonl").display()
@@ -176,6 +196,9 @@ impl Live {
             Event::Start { .. } => v.started = true,
             Event::Request { .. } => v.waiting = true,
             Event::Granted { .. } => (v.waiting, v.holding) = (false, true),
+            // STM: "holding" is being inside an op (a transaction, a swap) that writes.
+            Event::StmBegin { kind, .. } => v.holding = *kind != crate::event::StmKind::Audit,
+            Event::StmEnd { .. } => v.holding = false,
             Event::LockError { .. } => v.waiting = false,
             Event::Released { .. } => v.holding = false,
             Event::Expired { .. } => v.expiries += 1,
@@ -252,11 +275,13 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
     let chroot = unique_chroot(&format!("chaos-{}", cfg.workload.name()));
     crate::zk::setup(&cluster.connect_string(), &chroot).await?;
     let direct = format!("{}{chroot}", cluster.connect_string());
+    // The lock directory the observer watches and that must empty at the end (none for the STM).
     let dir = match cfg.workload {
-        Workload::Lock => paths::LOCK,
-        Workload::RwLock => paths::RW,
+        Workload::Lock => Some(paths::LOCK),
+        Workload::RwLock => Some(paths::RW),
+        Workload::Stm => None,
     };
-    let observer = Observer::start(direct.clone(), dir.to_owned());
+    let observer = dir.map(|dir| Observer::start(direct.clone(), dir.to_owned()));
 
     let (tx, rx) = mpsc::unbounded_channel::<Line>();
     let live = Arc::new(Live {
@@ -298,6 +323,9 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         .unwrap_or(deadline);
     if cfg.nemesis {
         let mut nemesis = Nemesis::new(cfg.seed, cfg.session_timeout, cfg.quiet, cfg.ensemble);
+        if cfg.workload == Workload::Stm {
+            nemesis = nemesis.with_reply_cuts();
+        }
         loop {
             let plan = nemesis.next_fault();
             if Instant::now() + plan.quiet + plan.duration >= nemesis_end {
@@ -327,7 +355,10 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         .map(|(w, _)| w)
         .collect();
     let client = crate::zk::connect(&direct).await?;
-    let orphans = wait_empty(&client, dir, cfg.session_timeout * 2 + Duration::from_secs(3)).await?;
+    let orphans = match dir {
+        Some(dir) => wait_empty(&client, dir, cfg.session_timeout * 2 + Duration::from_secs(3)).await?,
+        None => Vec::new(),
+    };
     for p in &mut run.procs {
         let _ = p.send("exit").await;
     }
@@ -335,8 +366,12 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         p.wait_exit(Duration::from_secs(10)).await;
     }
     let (counter_children, history, junk) = crate::zk::read_history(&client).await?;
-    let gone = observer.gone();
+    let gone = observer.as_ref().map(Observer::gone).unwrap_or_default();
     drop(observer);
+    let stm_state = match cfg.workload {
+        Workload::Stm => Some(crate::stm_read::read_final(&run.cluster.connect_string(), &run.chroot).await?),
+        _ => None,
+    };
     let Run { tx, faults, .. } = run;
     drop(tx);
     let lines = tokio::time::timeout(Duration::from_secs(10), collector)
@@ -359,13 +394,16 @@ pub async fn run(cfg: &Config) -> Result<Report, ChaosError> {
         min_window_us: 1_000_000,
         workers: cfg.workers,
     };
-    let (stats, violations) = check::check(&input);
+    let (stats, mut violations) = check::check(&input);
+    let stm =
+        stm_state.map(|state| check::stm::check(&lines, &state, &fault_spans, cfg.workers, &mut violations));
     let report = Report {
         workload: cfg.workload.name(),
         seed: cfg.seed,
         workers: cfg.workers,
         ensemble: cfg.ensemble,
         stats,
+        stm,
         faults,
         violations,
         wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -487,6 +525,7 @@ impl Run<'_> {
             FaultKind::PauseHolder => Some(self.target(plan.pick, |v| v.holding).await),
             FaultKind::PauseWaiter => Some(self.target(plan.pick, |v| v.waiting).await),
             FaultKind::LeaderKill => None,
+            FaultKind::CutReplies => Some(self.target(plan.pick, |v| v.holding).await),
             _ => Some(self.target(plan.pick, |_| true).await),
         };
         self.next_fault += 1;
@@ -539,6 +578,18 @@ impl Run<'_> {
                         v.get(w).is_some_and(|v| v.expiries > before)
                     })
                     .await;
+            }
+            FaultKind::CutReplies => {
+                if let Some(proxy) = self.cluster.proxy(w) {
+                    // Requests go through, replies wait: whatever the worker sends in this moment
+                    // (a commit, a swap) is applied while its reply is then lost with the cut.
+                    proxy.stall_replies();
+                    let held = 20 + u64::try_from(plan.pick % 130).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(held)).await;
+                    proxy.cut();
+                    tokio::time::sleep(plan.duration).await;
+                    proxy.heal();
+                }
             }
             FaultKind::LeaderKill => {
                 let cluster = self.cluster.clone();

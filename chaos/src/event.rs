@@ -40,6 +40,32 @@ pub enum WriteOutcome {
     Unknown,
 }
 
+/// What an STM operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StmKind {
+    /// A transaction moving `amount` between two accounts, appending its id to both.
+    Transfer,
+    /// An `Atom::swap` appending its id to the counter's list.
+    Increment,
+    /// A transaction on a write-skew pair: decrements one side if `x + y >= 1`, else adds 2.
+    Skew,
+    /// A read-only transaction over all accounts and pairs.
+    Audit,
+}
+
+/// How an STM operation ended, as the worker saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StmOutcome {
+    /// Committed (acknowledged): applied exactly once.
+    Ok,
+    /// `Error::OutcomeUnknown`: applied at most once.
+    OutcomeUnknown,
+    /// Any other error: the library says it did not apply (checked: at most once anyway).
+    Failed,
+}
+
 /// What happened, as one log line's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "kebab-case")]
@@ -135,6 +161,48 @@ pub enum Event {
     },
     /// The worker stopped contending (on `stop`): no pending request, no guard.
     Stopped,
+    /// An STM operation is about to run (logged before anything is sent, so every op id found
+    /// in the final state has a line).
+    StmBegin {
+        /// Operation number, per incarnation.
+        op: u64,
+        /// The op id written into the values ([`crate::workload::stm::op_id`]).
+        id: u64,
+        /// The epoch (set of refs) it works on.
+        epoch: u64,
+        /// What it does.
+        kind: StmKind,
+        /// Transfer: the account debited; skew: the pair; otherwise 0.
+        a: u64,
+        /// Transfer: the account credited; skew: the side decremented (0 = x, 1 = y).
+        b: u64,
+        /// Transfer: the amount.
+        amount: i64,
+    },
+    /// An STM operation ended.
+    StmEnd {
+        /// Operation number.
+        op: u64,
+        /// How it ended.
+        outcome: StmOutcome,
+        /// The error, displayed, when not `Ok`.
+        error: Option<String>,
+        /// Skew: the sum `x + y` the committed transaction read (it decremented only if >= 1).
+        seen: Option<i64>,
+    },
+    /// A read-only transaction's snapshot of an epoch, as the auditor found it.
+    Audit {
+        /// Operation number.
+        op: u64,
+        /// The epoch.
+        epoch: u64,
+        /// Sum of all balances.
+        sum: i64,
+        /// Transfer ids found in exactly one account of the snapshot (half-applied transfers).
+        torn: Vec<u64>,
+        /// The smallest `x + y` of the skew pairs in the snapshot.
+        skew_min: i64,
+    },
     /// A fault began (controller).
     FaultStart {
         /// Fault number.

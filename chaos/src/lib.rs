@@ -12,7 +12,9 @@
 //! * per primitive: [`workload`] (what a worker does) and [`check`] (what is checked).
 //!
 //! Run it with `cargo xtask chaos --secs N [--seed S] [--workers N] [--ensemble] [--workload
-//! lock|rwlock]`; a short run is an integration test of this crate.
+//! lock|rwlock|stm]`; a short run is an integration test of this crate. The `stm` workload
+//! ([`workload::stm`], [`check::stm`], [`stm_read`]) tries refs and atoms the way a database is
+//! tried: transfers with audits, a contended counter, write-skew pairs, lost commit replies.
 
 pub mod campaign;
 pub mod check;
@@ -21,6 +23,7 @@ pub mod event;
 pub mod nemesis;
 pub mod observer;
 pub mod procs;
+pub mod stm_read;
 pub mod workload;
 pub mod zk;
 

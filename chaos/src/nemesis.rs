@@ -31,11 +31,14 @@ pub enum FaultKind {
     Expire,
     /// Kill the ensemble's leader, restart it when the fault ends.
     LeaderKill,
+    /// Hold a worker's replies (its requests still reach the server) for a moment, then reset
+    /// its connections briefly: what it sent meanwhile is applied, its reply lost (STM only).
+    CutReplies,
 }
 
 impl FaultKind {
     /// Every kind, in summary order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::PauseHolder,
         FaultKind::PauseWaiter,
         FaultKind::PauseShort,
@@ -46,6 +49,7 @@ impl FaultKind {
         FaultKind::StallShort,
         FaultKind::Expire,
         FaultKind::LeaderKill,
+        FaultKind::CutReplies,
     ];
 
     /// The name in logs and summaries.
@@ -62,6 +66,7 @@ impl FaultKind {
             FaultKind::StallShort => "stall-short",
             FaultKind::Expire => "expire",
             FaultKind::LeaderKill => "leader-kill",
+            FaultKind::CutReplies => "cut-replies",
         }
     }
 
@@ -128,6 +133,15 @@ impl Nemesis {
             session_timeout,
             quiet,
         }
+    }
+
+    /// Adds cuts of replies ([`FaultKind::CutReplies`]), the STM campaign's main fault, as
+    /// often as pauses of holders (a separate step, so the lock campaigns' schedules for a seed
+    /// stay what they were).
+    #[must_use]
+    pub fn with_reply_cuts(mut self) -> Nemesis {
+        self.kinds.push((FaultKind::CutReplies, 4));
+        self
     }
 
     /// The next fault.

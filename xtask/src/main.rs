@@ -12,7 +12,7 @@ const USAGE: &str = "usage: cargo xtask <demo|test|setup|chaos> [extra args]
   test   install what is missing, then run every test of the workspace
   setup  only install what is missing
   chaos  the fault campaign: cargo xtask chaos --secs N [--seed S] [--workers N] [--ensemble]
-         [--workload lock|rwlock|both]; prints a summary, exits non-zero on violations";
+         [--workload lock|rwlock|stm|both|all]; prints a summary, exits non-zero on violations";
 
 /// Debian packages the tests and examples need: a JRE and ZooKeeper's jars.
 const PACKAGES: &[&str] = &["default-jre-headless", "zookeeper"];

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mazurka_chaos::workload::Workload;
 use mazurka_chaos::Config;
 
-const USAGE: &str = "usage: chaos [--secs N] [--seed S] [--workers N] [--ensemble] [--workload lock|rwlock|both] [--session-ms MS] [--out DIR]";
+const USAGE: &str = "usage: chaos [--secs N] [--seed S] [--workers N] [--ensemble] [--workload lock|rwlock|stm|both|all] (both = the locks) [--session-ms MS] [--out DIR]";
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1).collect()) {
@@ -50,6 +50,7 @@ fn parse(args: Vec<String>) -> Result<(Vec<Config>, PathBuf), String> {
             "--workload" => {
                 workloads = match value("--workload")?.as_str() {
                     "both" => vec![Workload::Lock, Workload::RwLock],
+                    "all" => vec![Workload::Lock, Workload::RwLock, Workload::Stm],
                     other => {
                         vec![Workload::parse(other).ok_or_else(|| format!("unknown workload {other:?}"))?]
                     }

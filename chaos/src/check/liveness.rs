@@ -3,7 +3,7 @@
 //! workers.
 
 use super::{Input, Violation};
-use crate::event::Event;
+use crate::event::{Event, StmOutcome};
 
 /// Adds the liveness violations to `out`; returns the number of windows checked.
 pub fn check(input: &Input<'_>, out: &mut Vec<Violation>) -> u64 {
@@ -39,7 +39,16 @@ pub fn check(input: &Input<'_>, out: &mut Vec<Violation>) -> u64 {
         windows += 1;
         let mut counts = vec![0_u64; input.workers];
         for line in input.lines.iter().filter(|l| l.t >= from && l.t <= to) {
-            if let (Event::Granted { .. }, Some(w)) = (&line.ev, line.w) {
+            // Progress: a guard (locks) or an acknowledged op (STM).
+            let progress = matches!(
+                line.ev,
+                Event::Granted { .. }
+                    | Event::StmEnd {
+                        outcome: StmOutcome::Ok,
+                        ..
+                    }
+            );
+            if let (true, Some(w)) = (progress, line.w) {
                 if let Some(c) = counts.get_mut(w) {
                     *c += 1;
                 }

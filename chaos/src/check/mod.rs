@@ -8,12 +8,15 @@
 //! * [`guards`]: tokens increase in the order guards were returned; no guard for a node already
 //!   deleted; no fenced write refused right after its grant without a fault in between; no
 //!   read-write holder saw another it must not share with.
-//! * [`liveness`]: every worker acquires in every quiet window; workers stop when told; no
-//!   contender node is left once they have.
+//! * [`liveness`]: every worker acquires (or, STM, completes an op) in every quiet window;
+//!   workers stop when told; no contender node is left once they have.
+//! * [`stm`]: the STM workload's history — ops applied exactly once / at most once, audits,
+//!   write skew, lost replies.
 
 pub mod guards;
 pub mod history;
 pub mod liveness;
+pub mod stm;
 
 use std::collections::{BTreeMap, HashMap};
 

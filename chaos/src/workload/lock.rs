@@ -10,7 +10,7 @@ use crate::event::{Event, Mode};
 pub(crate) async fn run(ctx: &Ctx, mut stop: watch::Receiver<bool>) {
     let path = match ctx.broken {
         Some(Broken::SplitLock) => format!("{}-w{}", paths::LOCK, ctx.worker),
-        None => paths::LOCK.to_owned(),
+        _ => paths::LOCK.to_owned(),
     };
     let lock = match ctx.session.lock(path) {
         Ok(lock) => lock,

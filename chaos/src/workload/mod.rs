@@ -10,6 +10,7 @@
 pub mod counter;
 mod lock;
 pub mod rwlock;
+pub mod stm;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -49,6 +50,9 @@ pub enum Workload {
     /// `DistributedRwLock`: writers increment the counter, readers and writers mark themselves
     /// while holding and look for holders they must not share with.
     RwLock,
+    /// Refs and an atom: bank transfers whose values list the ids of the ops applied to them,
+    /// an atom counter listing its increments' ids, write-skew pairs, and audits.
+    Stm,
 }
 
 impl Workload {
@@ -58,6 +62,7 @@ impl Workload {
         match self {
             Workload::Lock => "lock",
             Workload::RwLock => "rwlock",
+            Workload::Stm => "stm",
         }
     }
 
@@ -67,6 +72,7 @@ impl Workload {
         match s {
             "lock" => Some(Workload::Lock),
             "rwlock" => Some(Workload::RwLock),
+            "stm" => Some(Workload::Stm),
             _ => None,
         }
     }
@@ -78,6 +84,11 @@ pub enum Broken {
     /// Each worker locks a path of its own: real guards, real tokens, real fenced writes, but no
     /// mutual exclusion between workers.
     SplitLock,
+    /// STM: a transfer is two transactions (debit, then credit after a pause), not one.
+    StmNoTxn,
+    /// STM: a transfer that committed is run again with the same id now and then, as a client
+    /// that retried blindly after a lost reply would.
+    StmReapply,
 }
 
 impl Broken {
@@ -89,6 +100,8 @@ impl Broken {
     pub fn from_env() -> Option<Broken> {
         match std::env::var(Self::ENV).ok()?.as_str() {
             "split-lock" => Some(Broken::SplitLock),
+            "stm-no-txn" => Some(Broken::StmNoTxn),
+            "stm-reapply" => Some(Broken::StmReapply),
             _ => None,
         }
     }
@@ -194,6 +207,16 @@ impl Ctx {
         let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
         let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Duration::from_millis(rng.gen_range(0..=ms))
+    }
+
+    /// A random number in `0..n` (0 when `n` is 0).
+    pub(crate) fn below(&self, n: u64) -> u64 {
+        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if n == 0 {
+            0
+        } else {
+            rng.gen_range(0..n)
+        }
     }
 
     /// `true` with probability `p`.
@@ -331,6 +354,7 @@ async fn worker_main(args: &WorkerArgs) -> Result<(), String> {
     match args.workload {
         Workload::Lock => lock::run(&ctx, stop_rx).await,
         Workload::RwLock => rwlock::run(&ctx, stop_rx).await,
+        Workload::Stm => stm::run(&ctx, stop_rx).await,
     }
     ctx.log(Event::Stopped);
     let _ = exit_rx.wait_for(|e| *e).await;

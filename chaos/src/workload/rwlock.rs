@@ -23,7 +23,7 @@ const WRITE_SHARE: f64 = 0.3;
 pub(crate) async fn run(ctx: &Ctx, mut stop: watch::Receiver<bool>) {
     let path = match ctx.broken {
         Some(Broken::SplitLock) => format!("{}-w{}", paths::RW, ctx.worker),
-        None => paths::RW.to_owned(),
+        _ => paths::RW.to_owned(),
     };
     let lock = match ctx.session.rw_lock(path) {
         Ok(lock) => lock,
@@ -176,7 +176,7 @@ async fn section(ctx: &Ctx, guard: &Guard, op: u64, mode: Mode, token: i64, node
             // A split lock (broken mode) puts each worker's nodes in a directory of its own.
             let other_dir = match ctx.broken {
                 Some(Broken::SplitLock) => format!("{}-w{worker}", paths::RW),
-                None => dir.to_owned(),
+                _ => dir.to_owned(),
             };
             let node = other_node.to_owned();
             clash.then_some((m, format!("{other_dir}/{node}")))
