@@ -170,6 +170,7 @@ async fn stm_holds_under_faults() {
 }
 
 /// Transfers done as two transactions (debit, then credit): audits see half-applied transfers.
+/// Skew ops that check the pair in one transaction and write in another: write skew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checker_catches_transfers_without_a_transaction() {
     let mut cfg = config(Workload::Stm, "broken-stm-no-txn");
@@ -179,6 +180,7 @@ async fn checker_catches_transfers_without_a_transaction() {
     let report = run(cfg).await;
     let kinds = kinds(&report);
     assert!(kinds.contains(&"audit-inconsistent"), "{kinds:?}");
+    assert!(kinds.contains(&"write-skew"), "{kinds:?}");
     clean(&report);
 }
 

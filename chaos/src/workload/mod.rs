@@ -84,7 +84,8 @@ pub enum Broken {
     /// Each worker locks a path of its own: real guards, real tokens, real fenced writes, but no
     /// mutual exclusion between workers.
     SplitLock,
-    /// STM: a transfer is two transactions (debit, then credit after a pause), not one.
+    /// STM: a transfer is two transactions (debit, then credit after a pause), not one; a
+    /// skew op checks the pair in one transaction and writes in another.
     StmNoTxn,
     /// STM: a transfer that committed is run again with the same id now and then, as a client
     /// that retried blindly after a lost reply would.

@@ -285,6 +285,18 @@ async fn skew(ctx: &Ctx, refs: &Epoch, k: u64, side: u64) -> mazurka::Result<i64
     };
     let target = if side == 0 { x } else { y };
     let pause = ctx.random_up_to(ctx.hold);
+    if ctx.broken == Some(Broken::StmNoTxn) {
+        // The broken client: the check in one transaction, the write in another.
+        let sum = dosync(|| async move { Ok::<_, Error>(x.get().await? + y.get().await?) }).await?;
+        tokio::time::sleep(pause + Duration::from_millis(20)).await;
+        let delta = if sum >= 1 { -1 } else { 2 };
+        dosync(|| async move {
+            target.alter(|v| v + delta).await?;
+            Ok::<_, Error>(())
+        })
+        .await?;
+        return Ok(sum);
+    }
     dosync(|| async move {
         let sum = x.get().await? + y.get().await?;
         // Two ops on the same pair that both read a sum of 1 and decrement different sides
