@@ -476,7 +476,10 @@ async fn two_large_refs_in_one_transaction_commit_atomically() {
         tokio::spawn(async move {
             let mut pairs = 0u64;
             let mut seeds = BTreeSet::new();
-            while !stop.load(Ordering::SeqCst) {
+            // Until the writer is done and the final pair has been seen: a read-only
+            // transaction may serve an older snapshot (its replica lags under load), but not
+            // forever, and never a mixed one.
+            while !(stop.load(Ordering::SeqCst) && seeds.contains(&WRITES)) {
                 let (x, y) = (&ra, &rb);
                 let (va, vb) = dosync(|| async move { Ok::<_, Error>((x.get().await?, y.get().await?)) })
                     .await
