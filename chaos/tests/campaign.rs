@@ -179,8 +179,14 @@ async fn checker_catches_transfers_without_a_transaction() {
     cfg.broken = Some("stm-no-txn".into());
     let report = run(cfg).await;
     let kinds = kinds(&report);
+    // Half-applied transfers show in every run; a write skew needs two skew ops of one pair to
+    // interleave inside their 20 ms gap, which a loaded machine may not schedule in 4 s (seen
+    // once in a full-suite run): required only alongside, never alone.
     assert!(kinds.contains(&"audit-inconsistent"), "{kinds:?}");
-    assert!(kinds.contains(&"write-skew"), "{kinds:?}");
+    assert!(
+        kinds.iter().all(|k| ["audit-inconsistent", "write-skew"].contains(k)),
+        "only the broken mode's violations: {kinds:?}"
+    );
     clean(&report);
 }
 
