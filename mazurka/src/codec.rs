@@ -50,6 +50,8 @@
 //! # Ok::<(), CodecError>(())
 //! ```
 
+mod budget;
+
 use std::any::type_name;
 use std::fmt;
 
@@ -149,6 +151,10 @@ fn payload_error<T>(reason: impl fmt::Display) -> CodecError {
 /// value that fits in a znode), 1 GiB for payloads up to 64 MiB, and 4 GiB beyond. A longer claim
 /// is reported as [`CodecError::Payload`]. Bytes after the value are an error too.
 ///
+/// Sequences and maps may hold, in all, as many elements as the payload has bytes plus 2^24
+/// zero-sized ones (`()`, unit structs): a forged length of 2^63 elements that take no bytes is
+/// refused at once instead of decoding for ever.
+///
 /// Bincode has no nesting limit: for a *recursive* type (a tree of `Box`es, say) a crafted payload
 /// can nest one level per byte and overflow the stack while decoding. Non-recursive types are not
 /// affected; for recursive types written by untrusted parties prefer [`Json`], which stops at 128
@@ -178,13 +184,19 @@ const BINCODE_EXPANSION: usize = 16;
 impl Bincode {
     fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
         let config = bincode::config::standard();
+        // Bytes bound allocations; elements (zero-sized ones cost no bytes) bound the time.
+        let elements = budget::Budget::for_input(bytes.len());
+        let root = || budget::Root::<T> {
+            budget: &elements,
+            marker: std::marker::PhantomData,
+        };
         let budget = bytes.len().saturating_mul(BINCODE_EXPANSION);
         if budget <= BINCODE_MIN_LIMIT {
-            bincode::serde::decode_from_slice(bytes, config.with_limit::<BINCODE_MIN_LIMIT>())
+            bincode::serde::seed_decode_from_slice(root(), bytes, config.with_limit::<BINCODE_MIN_LIMIT>())
         } else if budget <= BINCODE_MID_LIMIT {
-            bincode::serde::decode_from_slice(bytes, config.with_limit::<BINCODE_MID_LIMIT>())
+            bincode::serde::seed_decode_from_slice(root(), bytes, config.with_limit::<BINCODE_MID_LIMIT>())
         } else {
-            bincode::serde::decode_from_slice(bytes, config.with_limit::<BINCODE_MAX_LIMIT>())
+            bincode::serde::seed_decode_from_slice(root(), bytes, config.with_limit::<BINCODE_MAX_LIMIT>())
         }
     }
 }
@@ -1124,6 +1136,22 @@ mod tests {
                 Err(CodecError::Payload { .. })
             ));
         }
+        // Zero-sized elements take no bytes: only the element budget stops 2^63 of them.
+        let mut units = vec![253];
+        units.extend_from_slice(&(1u64 << 63).to_le_bytes());
+        assert!(matches!(
+            Bincode::decode::<Vec<()>>(&units),
+            Err(CodecError::Payload { .. })
+        ));
+        assert!(matches!(
+            Bincode::decode::<Vec<Vec<()>>>(&[2, 253, 0, 0, 0, 0, 0, 0, 0, 128, 0]),
+            Err(CodecError::Payload { .. })
+        ));
+        let honest = vec![(); 1 << 20];
+        assert_eq!(
+            Bincode::decode::<Vec<()>>(&Bincode::encode(&honest).unwrap()).unwrap(),
+            honest
+        );
         // Trailing bytes after a complete value.
         assert!(matches!(
             Bincode::decode::<u8>(&[1, 2]),

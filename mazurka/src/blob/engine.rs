@@ -16,8 +16,13 @@ use crate::error::{Error, Result, ZkErrorCode};
 use crate::path::ZnodePath;
 use crate::session::{CreateMode, MultiOp, MultiOutcome, Session, Stat};
 
-/// Environment variable of the test hook (see the module docs).
+/// Environment variable of the test hook (see the module docs): read only in builds with the
+/// `testkit` feature, so that no production process can be made to hang by its environment.
+#[cfg(feature = "testkit")]
 const STALL_VAR: &str = "MAZURKA_TEST_BLOB_STALL_AFTER";
+/// Smallest chunk of a set of more than one chunk. Writers never go below it; a reader refuses
+/// a pointer that does, so a forged one cannot make it send a request per byte.
+pub(crate) const MIN_CHUNK: u32 = 1024;
 /// Attempts per chunk request on connection hiccups.
 const CHUNK_ATTEMPTS: usize = 5;
 /// Added to `grace` before a background pass, so the leader's clock has surely moved past it.
@@ -142,6 +147,79 @@ impl Blobs {
         format!("{}/{}", self.dir, pointer::set_name(set_id))
     }
 
+    /// The only object-store key a set of this handle may have:
+    /// `<path without its leading '/'>.blobs/<set id>.<sha256>`. Keys are never taken from what
+    /// is stored in ZooKeeper (a pointer, a set record): whoever can write those znodes could
+    /// otherwise make this process read or delete any object of the store.
+    fn canonical_key(&self, set_id: u128, sha256: &[u8; 32]) -> String {
+        format!("{}.{}", self.key_prefix(set_id), pointer::hex(sha256))
+    }
+
+    /// `<path without its leading '/'>.blobs/<set id>`: the canonical key without its hash.
+    fn key_prefix(&self, set_id: u128) -> String {
+        format!(
+            "{}.blobs/{}",
+            self.path.as_str().trim_start_matches('/'),
+            pointer::set_name(set_id)
+        )
+    }
+
+    /// Whether `key` is the canonical key of set `set_id` for some SHA-256 (what a reclaim pass
+    /// may delete: a set record does not say the hash in any other way).
+    fn is_own_key(&self, set_id: u128, key: &str) -> bool {
+        key.strip_prefix(&self.key_prefix(set_id))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .is_some_and(|hash| {
+                hash.len() == 64
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+    }
+
+    /// Refuses a pointer this handle must not follow, before any request: a value above
+    /// [`BlobOptions::max_value_bytes`], chunks below [`MIN_CHUNK`], a key other than the
+    /// canonical one.
+    fn admit(&self, pointer: &Pointer) -> Result<()> {
+        let max = self.options.max_value_bytes;
+        if pointer.len > max as u64 {
+            return Err(self.blob_error(format!(
+                "the chunk pointer names a value of {} bytes, above this handle's max_value_bytes ({max}): \
+                 written by something else, or by a writer with a larger BlobOptions::max_value_bytes \
+                 (use the same options on every handle)",
+                pointer.len
+            )));
+        }
+        match pointer.store {
+            StoreKind::ZooKeeper => {
+                if pointer.chunks > 1 && pointer.chunk_size < MIN_CHUNK {
+                    return Err(self.blob_error(format!(
+                        "the chunk pointer's chunk size {} is below {MIN_CHUNK} bytes in a set of {} chunks: \
+                         no Mazurka writer makes such a set; write the value again",
+                        pointer.chunk_size, pointer.chunks
+                    )));
+                }
+                if !pointer.key.is_empty() {
+                    return Err(self.blob_error(
+                        "the chunk pointer names ZooKeeper chunks and an object key: written by something \
+                         else; write the value again",
+                    ));
+                }
+            }
+            StoreKind::External => {
+                if pointer.key != self.canonical_key(pointer.set_id, &pointer.sha256) {
+                    return Err(self.blob_error(format!(
+                        "the chunk pointer names the object key {:?}, not this value's own {:?}: written by \
+                         something else (not followed); write the value again",
+                        pointer.key,
+                        self.canonical_key(pointer.set_id, &pointer.sha256)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The largest envelope stored inline.
     fn inline_limit(&self) -> usize {
         let path = self.path.as_str();
@@ -177,7 +255,7 @@ impl Blobs {
             .chunk_bytes
             .min(self.session.create_data_limit(&longest))
             .min(u32::MAX as usize)
-            .max(1)
+            .max(MIN_CHUNK as usize)
     }
 
     /// Turns an inline envelope into what to write: itself if small enough, else a chunk set
@@ -261,9 +339,12 @@ impl Blobs {
             key: String::new(),
         };
         self.create_set_znode(znode, &record.to_bytes()).await?;
+        #[cfg(feature = "testkit")]
         let stall = std::env::var(STALL_VAR)
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok());
+        #[cfg(not(feature = "testkit"))]
+        let stall: Option<usize> = None;
         let upto = stall.map_or(count, |k| k.min(count));
         let written = stream::iter(0..upto)
             .map(|i| {
@@ -294,12 +375,7 @@ impl Blobs {
         sha256: [u8; 32],
         payload: &Bytes,
     ) -> Result<Pointer> {
-        let key = format!(
-            "{}.blobs/{}.{}",
-            self.path.as_str().trim_start_matches('/'),
-            pointer::set_name(set_id),
-            pointer::hex(&sha256)
-        );
+        let key = self.canonical_key(set_id, &sha256);
         let record = SetRecord {
             store: StoreKind::External,
             retired: false,
@@ -400,6 +476,7 @@ impl Blobs {
             return Ok(Fetched::Inline);
         }
         let pointer = Pointer::parse(envelope.payload).map_err(|reason| self.blob_error(reason))?;
+        self.admit(&pointer)?;
         let data = match pointer.store {
             StoreKind::ZooKeeper => match self.fetch_zk(&pointer).await? {
                 Some(data) => data,
@@ -431,8 +508,13 @@ impl Blobs {
 
     async fn fetch_zk(&self, pointer: &Pointer) -> Result<Option<Bytes>> {
         let znode = self.set_znode(pointer.set_id);
+        // Admitted: at most max_value_bytes.
         let expected = usize::try_from(pointer.len).unwrap_or(usize::MAX);
-        let mut out = Vec::with_capacity(expected.min(self.options.max_value_bytes.max(1 << 20)));
+        let mut out = Vec::with_capacity(expected.min(self.options.max_value_bytes));
+        let chunk_size = u64::from(pointer.chunk_size);
+        let last = u64::from(pointer.chunks.saturating_sub(1));
+        let last_len = pointer.len.saturating_sub(last.saturating_mul(chunk_size));
+        let mut index = 0u64;
         let mut chunks = stream::iter(0..pointer.chunks)
             .map(|i| {
                 let path = format!("{znode}/{i}");
@@ -442,9 +524,16 @@ impl Blobs {
         while let Some(chunk) = chunks.next().await {
             match chunk? {
                 Some((data, _)) => {
-                    if out.len() + data.len() > expected {
-                        return Err(self.corrupt(pointer, "more bytes than it names"));
+                    // Every chunk but the last has exactly the chunk size: a wrong one is refused
+                    // as soon as it arrives, not after the whole set.
+                    let want = if index == last { last_len } else { chunk_size };
+                    if data.len() as u64 != want {
+                        return Err(self.corrupt(
+                            pointer,
+                            &format!("a chunk {index} of {} bytes (expected {want})", data.len()),
+                        ));
                     }
+                    index += 1;
                     out.extend_from_slice(&data);
                 }
                 None => return Ok(None),
@@ -489,12 +578,18 @@ impl Blobs {
                 .as_ref()
                 .is_some_and(|s| s.pointer.set_id == old.set_id);
             if !same {
+                // The record names the canonical key, never the pointer's: a forged pointer
+                // must not get a foreign key into a record a reclaim pass acts on.
+                let key = match old.store {
+                    StoreKind::ZooKeeper => String::new(),
+                    StoreKind::External => self.canonical_key(old.set_id, &old.sha256),
+                };
                 ops.push(BlobOp::Retire {
                     path: self.set_znode(old.set_id),
                     data: SetRecord {
                         store: old.store,
                         retired: true,
-                        key: old.key,
+                        key,
                     }
                     .to_bytes(),
                 });
@@ -671,9 +766,20 @@ impl Blobs {
         Ok(report)
     }
 
-    /// Deletes a set's bytes, then its znode. Missing pieces are fine.
+    /// Deletes a set's bytes, then its znode. Missing pieces are fine. The object named by the
+    /// record is deleted only if it is the set's own canonical key: a record is data anyone with
+    /// write access to the znode could have forged.
     async fn delete_set(&self, znode: &str, record: &SetRecord) -> Result<()> {
-        if record.store == StoreKind::External && !record.key.is_empty() {
+        let set_id = znode.rsplit('/').next().and_then(pointer::parse_set_name);
+        let own = set_id.is_some_and(|id| self.is_own_key(id, &record.key));
+        if record.store == StoreKind::External && !record.key.is_empty() && !own {
+            tracing::warn!(
+                znode,
+                key = record.key,
+                "a chunk set record names an object outside this value's own keys (forged?): the object is \
+                 left alone, the set's znode deleted"
+            );
+        } else if record.store == StoreKind::External && !record.key.is_empty() {
             if let Some(store) = &self.options.store {
                 store.delete(&record.key).await.map_err(|err| {
                     self.blob_error(format!(

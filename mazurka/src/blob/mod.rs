@@ -118,13 +118,24 @@
 //! `ObjectStoreBlobs::from_url("s3://bucket/prefix", options)`); HDFS through a crate
 //! implementing `ObjectStore` for it. Every handle on one path must use the same store.
 //!
+//! # Hostile values
+//!
+//! Whoever can write a value's znodes can write any bytes there. A reader follows a pointer
+//! only if its set's size is within [`BlobOptions::max_value_bytes`] (checked before any request,
+//! so memory is bounded by that), its chunks are at least 1 KiB (unless it has only one), and, in
+//! an external store, its key is exactly the canonical one above, derived from the ref's path,
+//! the set id and the SHA-256: anything else is an [`Error::Blob`](crate::Error::Blob). Each chunk
+//! must have the exact length the pointer implies. A retirement writes the canonical key into
+//! the record, never the pointer's, and a reclaim pass deletes an object only if the record names
+//! the set's own canonical key (a forged record loses its znode, never someone else's object).
+//!
 //! # Test hook
 //!
-//! When the environment variable `MAZURKA_TEST_BLOB_STALL_AFTER` is set to `k`, a writer of a
-//! ZooKeeper chunk set stops after its first `k` chunks are written, prints
-//! `MAZURKA_TEST_BLOB_STALLED <set znode path>` on standard error and waits forever — so that a test
-//! can kill a writer process at a known point with `SIGKILL`. It costs one environment lookup per
-//! chunked write and is not meant for anything else.
+//! Only in builds with the `testkit` feature: when the environment variable
+//! `MAZURKA_TEST_BLOB_STALL_AFTER` is set to `k`, a writer of a ZooKeeper chunk set stops after
+//! its first `k` chunks are written, prints `MAZURKA_TEST_BLOB_STALLED <set znode path>` on
+//! standard error and waits forever — so that a test can kill a writer process at a known point
+//! with `SIGKILL`. Without that feature the variable is never read.
 
 mod engine;
 #[cfg(feature = "object-store")]
