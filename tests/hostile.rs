@@ -2,7 +2,7 @@
 //! sets) writes forged envelopes, pointers and set records with the bare ZooKeeper client, and a
 //! victim process opens, reads, writes and reclaims through Mazurka. Every forgery must end in a
 //! typed error, in bounded memory and time, and no object-store key outside the ref's own may be
-//! read or deleted.
+//! read or deleted. (And a ref opened before anyone created it.)
 
 #![allow(clippy::disallowed_types)] // the bare client writes forged bytes behind the library's back
 
@@ -350,4 +350,37 @@ async fn foreign_bytes_and_endless_sequences_are_codec_errors_in_bounded_time() 
     // An honest sequence of zero-sized elements still reads.
     let honest: Ref<Vec<()>> = Ref::new(&session, "/honest", vec![(); 100_000]).await.unwrap();
     assert_eq!(honest.deref_sync().await.unwrap().len(), 100_000);
+}
+
+#[tokio::test]
+async fn a_ref_can_be_opened_before_it_is_created() {
+    let sessions = common::sessions("open-when-created", 2).await;
+    // `open` refuses a ref nobody created yet…
+    let early = Ref::<u64>::open(&sessions[0], "/later").await;
+    assert!(
+        matches!(
+            early,
+            Err(Error::ZooKeeper {
+                code: mazurka::ZkErrorCode::NoNode,
+                ..
+            })
+        ),
+        "{early:?}"
+    );
+    // …`open_when_created` waits for it.
+    let waiter = {
+        let session = sessions[0].clone();
+        tokio::spawn(async move { Ref::<u64>::open_when_created(&session, "/later").await })
+    };
+    // Still waiting (it would have failed at once, as `open` did, without the wait).
+    let mut waiter = std::pin::pin!(waiter);
+    assert!(timeout(Duration::from_millis(300), &mut waiter).await.is_err());
+    let creator: Ref<u64> = Ref::new(&sessions[1], "/later", 42).await.unwrap();
+    let opened = timeout(BOUND, waiter)
+        .await
+        .expect("woken by the creation")
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.deref().unwrap(), 42);
+    drop(creator);
 }

@@ -83,6 +83,10 @@ impl<T: Value, C: Codec> Ref<T, C> {
 
     /// The existing ref at `path`.
     ///
+    /// For a ref that may not exist yet: [`new`](Ref::new) creates it with your initial value
+    /// if it is absent (and keeps an existing one); [`open_when_created`](Ref::open_when_created)
+    /// waits for someone else to create it.
+    ///
     /// # Errors
     /// [`Error::ZooKeeper`] with [`ZkErrorCode::NoNode`](crate::ZkErrorCode::NoNode) if there is
     /// none; [`Error::Codec`] if its value is not a `T` written with `C`; session errors.
@@ -108,6 +112,52 @@ impl<T: Value, C: Codec> Ref<T, C> {
         Ok(Ref {
             inner: Stored::open(session, path, options).await?,
         })
+    }
+
+    /// The ref at `path`, waiting until someone creates it: never creates it itself (use
+    /// [`new`](Ref::new) for create-if-absent). The wait costs no polling: one `exists` with a
+    /// watch, and another read when the watch fires. Bound the wait with a timeout if needed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`]; [`Error::Codec`] if the value, once there, is not a `T` written
+    /// with `C`; session errors ([`Error::SessionLost`](crate::Error::SessionLost), …) end the
+    /// wait.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only reads and watches.
+    pub async fn open_when_created(session: &Session, path: impl Into<String>) -> Result<Ref<T, C>> {
+        Self::open_when_created_with(session, path, BlobOptions::default()).await
+    }
+
+    /// As [`open_when_created`](Ref::open_when_created), with explicit options for large values.
+    ///
+    /// # Errors
+    /// As [`open_when_created`](Ref::open_when_created); [`Error::Blob`] if the value's chunks
+    /// cannot be read.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn open_when_created_with(
+        session: &Session,
+        path: impl Into<String>,
+        options: BlobOptions,
+    ) -> Result<Ref<T, C>> {
+        let path = ZnodePath::new(path)?;
+        loop {
+            let (stat, watch) = session.exists_and_watch(path.as_str()).await?;
+            if stat.is_some() {
+                match Self::open_with(session, path.as_str(), options.clone()).await {
+                    // Deleted again between the two reads: wait for the next creation.
+                    Err(Error::ZooKeeper {
+                        code: crate::ZkErrorCode::NoNode,
+                        ..
+                    }) => continue,
+                    other => return other,
+                }
+            }
+            // Created, or the session ended (the next `exists` then says how).
+            let _ = watch.changed().await;
+        }
     }
 
     stored_api!("ref");
