@@ -485,6 +485,9 @@ fn all_workloads() -> Vec<&'static str> {
     ]
 }
 
+/// The audit workload's refs, handed from its setup to its cold-read measurement.
+type SharedRefs = Arc<std::sync::Mutex<Option<Vec<Ref<[u8; 16]>>>>>;
+
 async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
     let (connect, _server) = if std::env::args().skip(1).any(|a| blob::is_blob(&a)) {
         blob_zookeeper()?
@@ -665,7 +668,7 @@ async fn main_inner() -> Result<(), Box<dyn std::error::Error>> {
             "stm_audit" => {
                 const REFS: usize = 100;
                 let root = format!("/bench/audit-{}", std::process::id());
-                let cold_with: Arc<std::sync::Mutex<Option<Vec<Ref<[u8; 16]>>>>> = Default::default();
+                let cold_with: SharedRefs = Default::default();
                 let (root2, cold2) = (root.clone(), cold_with.clone());
                 let counters = cfg.counters;
                 run_workload(

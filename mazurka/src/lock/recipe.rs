@@ -429,7 +429,11 @@ impl Enqueued {
     /// request leaves the watch on it that the holder's [`lost`](super::LockGuard::lost) needs.
     /// `false`: list again (which says whether the node was deleted or the session lost).
     async fn still_mine(&self, node: &Node) -> Result<bool> {
-        match self.session.exists_and_watch_on(&node.path, node.generation).await {
+        match self
+            .session
+            .exists_and_watch_on(&node.path, node.generation)
+            .await
+        {
             Ok((Some(_), watch)) => {
                 node.own_watch.arm(Box::pin(watch.changed()));
                 Ok(true)
@@ -443,7 +447,12 @@ impl Enqueued {
 
     /// Watches `nodes` until every one is deleted (`AllGone`), something else happens that
     /// needs a fresh listing (`Look`), the session is lost, or the deadline passes.
-    async fn watch_until_gone(&self, nodes: &[Entry], generation: u64, deadline: Option<Instant>) -> Result<Waited> {
+    async fn watch_until_gone(
+        &self,
+        nodes: &[Entry],
+        generation: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Waited> {
         // The watches are set together: one round trip for all.
         let paths: Vec<String> = nodes.iter().map(|e| format!("{}/{}", self.dir, e.name)).collect();
         let set =
