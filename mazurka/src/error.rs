@@ -205,6 +205,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// The server does not implement a request Mazurka needs (it answered `Unimplemented`):
+    /// `multiRead` needs ZooKeeper 3.6, container nodes 3.5.3.
+    #[error(
+        "the ZooKeeper server does not implement {operation} (on {path:?}): Mazurka needs ZooKeeper 3.6 or newer          (multiRead since 3.6, container nodes since 3.5.3); upgrade the ensemble"
+    )]
+    ServerTooOld {
+        /// The request the server refused.
+        operation: &'static str,
+        /// The znode concerned.
+        path: String,
+    },
+
     /// A session could not be established or configured.
     #[error("cannot connect to ZooKeeper at {connect_string:?}: {reason}")]
     Connect {

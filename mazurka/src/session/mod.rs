@@ -832,6 +832,13 @@ fn map_err(err: zk::Error, operation: &'static str, path: &str) -> Error {
             }
         }
         zk::Error::ClientClosed => return Error::SessionLost,
+        // What a server older than a request answers (its `UnimplementedRequestProcessor`).
+        zk::Error::Unimplemented => {
+            return Error::ServerTooOld {
+                operation,
+                path: path.to_owned(),
+            }
+        }
         other => ZkErrorCode::Other(other.to_string()),
     };
     Error::ZooKeeper {
@@ -867,5 +874,24 @@ impl Session {
             operation: "closing the twin session",
             after: Duration::from_secs(10),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_the_server_does_not_implement_names_the_version_needed() {
+        let err = map_err(zk::Error::Unimplemented, "multiRead", "/bank/a");
+        assert!(
+            matches!(&err, Error::ServerTooOld { operation: "multiRead", path } if path == "/bank/a"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("3.6"), "{err}");
+        assert!(
+            !err.is_retryable(),
+            "an old server does not get newer by retrying"
+        );
     }
 }
