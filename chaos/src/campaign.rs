@@ -571,7 +571,12 @@ impl Run<'_> {
             FaultKind::Expire => {
                 let before = self.live.snapshot().get(w).map_or(0, |v| v.expiries);
                 if let Some(p) = self.procs.get_mut(w) {
-                    p.send("expire").await?;
+                    // A worker that died on its own cannot take the command: the fault is
+                    // skipped (its stderr says why it died), the campaign goes on.
+                    if let Err(err) = p.send("expire").await {
+                        eprintln!("chaos: expire skipped: {err}");
+                        return Ok(());
+                    }
                 }
                 self.live
                     .wait_until(Duration::from_secs(15), |v| {

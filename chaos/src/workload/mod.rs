@@ -297,12 +297,25 @@ async fn worker_main(args: &WorkerArgs) -> Result<(), String> {
     // to cut the client off while a twin closes the session); cuts and stalls are the
     // controller's, on the proxy behind this one.
     let proxy = FaultProxy::start(upstream).map_err(|e| format!("cannot start the proxy: {e}"))?;
-    let session = Session::builder(proxy.connect_string())
-        .chroot(args.chroot.clone())
-        .session_timeout(args.session_timeout)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    // A restarted worker may come up while its connection is cut or the ensemble is electing a
+    // leader: keep trying (bounded), as a real service would, instead of dying — a dead worker
+    // would leave the controller's next command to it nowhere to go.
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    let session = loop {
+        match Session::builder(proxy.connect_string())
+            .chroot(args.chroot.clone())
+            .session_timeout(args.session_timeout)
+            .connect()
+            .await
+        {
+            Ok(session) => break session,
+            Err(e) if tokio::time::Instant::now() < give_up => {
+                eprintln!("chaos-worker: cannot connect yet ({e}); retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(format!("cannot connect: {e}")),
+        }
+    };
     let ctx = std::sync::Arc::new(Ctx {
         worker: args.worker,
         inc: args.inc,
