@@ -15,9 +15,10 @@ use crate::ChaosError;
 /// ensemble whose leader was just killed, the first tries can fail.
 ///
 /// # Errors
-/// [`ChaosError::Zk`] if no connection could be made in 20 s.
+/// [`ChaosError::Zk`] if no connection could be made in 60 s (an ensemble loaded by a long run
+/// was once slower than 20 s to take the controller back).
 pub async fn connect(connect: &str) -> Result<zk::Client, ChaosError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = zk::Client::connector()
             .with_session_timeout(Duration::from_secs(4))
