@@ -13,14 +13,6 @@ use tokio::time::{timeout, Instant};
 
 const BOUND: Duration = Duration::from_secs(20);
 
-async fn proxied(proxy: &FaultProxy, chroot: &str, session_timeout: Duration) -> Session {
-    Session::builder(format!("{}{chroot}", proxy.connect_string()))
-        .session_timeout(session_timeout)
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// `n` sessions on the whole ensemble (4 s timeout: they must outlive a node's loss).
 async fn ensemble_sessions(ensemble: &ZkEnsemble, n: usize) -> Vec<Session> {
     let mut sessions = Vec::new();
@@ -36,18 +28,12 @@ async fn ensemble_sessions(ensemble: &ZkEnsemble, n: usize) -> Vec<Session> {
     sessions
 }
 
-async fn direct(chroot: &str) -> Session {
-    Session::connect(format!("{}{chroot}", common::server().connect_string()))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_session_timeout() {
     let chroot = mazurka::testkit::unique_chroot("partition");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let holder = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
-    let waiter = direct(&chroot).await;
+    let holder = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let waiter = common::direct(&chroot).await;
     let session_timeout = holder.session_timeout();
 
     let mine = holder.lock("/p/lock").unwrap();
@@ -91,8 +77,8 @@ async fn a_partitioned_holder_loses_the_lock_to_the_next_waiter_within_the_sessi
 async fn a_stale_holder_cannot_commit_a_fenced_write() {
     let chroot = mazurka::testkit::unique_chroot("fenced");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let stale = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
-    let fresh = direct(&chroot).await;
+    let stale = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let fresh = common::direct(&chroot).await;
 
     let old = stale.lock("/f/lock").unwrap().lock().await.unwrap();
     old.fenced()
@@ -133,8 +119,8 @@ async fn a_stale_holder_cannot_commit_a_fenced_write() {
 async fn a_waiter_whose_session_expires_gets_session_lost_never_a_guard() {
     let chroot = mazurka::testkit::unique_chroot("waiter-expiry");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let holder = direct(&chroot).await;
-    let waiter = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let holder = common::direct(&chroot).await;
+    let waiter = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
     let guard = holder.lock("/w/lock").unwrap().lock().await.unwrap();
     let lock = waiter.lock("/w/lock").unwrap();
     let pending = tokio::spawn(async move { lock.lock().await.map(|_| ()) });
@@ -162,9 +148,9 @@ async fn a_waiter_partitioned_past_expiry_while_the_queue_empties_gets_session_l
     // old session, and someone else may hold the lock by then.
     let chroot = mazurka::testkit::unique_chroot("waiter-partition");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let holder = direct(&chroot).await;
-    let second = direct(&chroot).await;
-    let waiter = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let holder = common::direct(&chroot).await;
+    let second = common::direct(&chroot).await;
+    let waiter = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
     let first_guard = holder.lock("/q/lock").unwrap().lock().await.unwrap();
     let second_lock = second.lock("/q/lock").unwrap();
     let second_turn = tokio::spawn(async move { second_lock.lock().await });
@@ -240,8 +226,8 @@ async fn when_the_next_in_line_dies_the_one_after_still_waits_for_the_holder() {
 async fn a_cut_during_create_or_release_leaves_no_orphan_and_the_lock_works() {
     let chroot = mazurka::testkit::unique_chroot("cut");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let flaky = proxied(&proxy, &chroot, Duration::from_secs(4)).await;
-    let steady = direct(&chroot).await;
+    let flaky = common::proxied(&proxy, &chroot, Duration::from_secs(4)).await;
+    let steady = common::direct(&chroot).await;
     let observer = steady.lock("/c/lock").unwrap();
     let lock = flaky.lock("/c/lock").unwrap();
 
@@ -435,8 +421,8 @@ async fn an_ensemble_losing_nodes_keeps_sessions_and_exclusion() {
 async fn try_lock_for_keeps_its_bound_while_the_server_is_unreachable() {
     let chroot = mazurka::testkit::unique_chroot("bounded");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let cut_off = proxied(&proxy, &chroot, Duration::from_secs(4)).await;
-    let holder = direct(&chroot).await;
+    let cut_off = common::proxied(&proxy, &chroot, Duration::from_secs(4)).await;
+    let holder = common::direct(&chroot).await;
     let held = holder.lock("/b/lock").unwrap().lock().await.unwrap();
     let lock = cut_off.lock("/b/lock").unwrap();
     proxy.stall(); // requests queue in the client; nothing answers

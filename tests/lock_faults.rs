@@ -13,20 +13,6 @@ use tokio::time::{timeout, Instant};
 
 const BOUND: Duration = Duration::from_secs(20);
 
-async fn proxied(proxy: &FaultProxy, chroot: &str, session_timeout: Duration) -> Session {
-    Session::builder(format!("{}{chroot}", proxy.connect_string()))
-        .session_timeout(session_timeout)
-        .connect()
-        .await
-        .unwrap()
-}
-
-async fn direct(chroot: &str) -> Session {
-    Session::connect(format!("{}{chroot}", common::server().connect_string()))
-        .await
-        .unwrap()
-}
-
 /// A waiter on a runtime (and thread) of its own, which the test can freeze as SIGSTOP would:
 /// nothing of its session runs meanwhile — not the ZooKeeper client, not the supervisor.
 struct FrozenWaiter {
@@ -89,7 +75,7 @@ async fn a_waiter_frozen_past_its_session_expiry_while_the_holder_releases_gets_
     // the turn on the event alone handed out a guard for a node the server had already deleted.
     for round in 0..4 {
         let chroot = unique_chroot("frozen-waiter");
-        let holder = direct(&chroot).await;
+        let holder = common::direct(&chroot).await;
         let observer = holder.lock("/z/lock").unwrap();
         let guard = observer.lock().await.unwrap();
 
@@ -136,8 +122,8 @@ async fn a_waiter_frozen_past_its_session_expiry_while_the_holder_releases_gets_
 async fn a_holder_cut_off_counts_its_lock_lost_by_its_own_clock_before_the_next_waiter_holds() {
     let chroot = unique_chroot("own-clock");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let holder = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
-    let waiter = direct(&chroot).await;
+    let holder = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let waiter = common::direct(&chroot).await;
     let session_timeout = holder.session_timeout();
     let old_id = holder.id();
 
@@ -202,7 +188,7 @@ async fn a_holder_cut_off_counts_its_lock_lost_by_its_own_clock_before_the_next_
 async fn a_holder_cut_off_for_less_than_its_lease_holds_the_same_lock_again() {
     let chroot = unique_chroot("short-cut");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let holder = proxied(&proxy, &chroot, Duration::from_secs(4)).await;
+    let holder = common::proxied(&proxy, &chroot, Duration::from_secs(4)).await;
     let id = holder.id();
     let guard = holder.lock("/s/lock").unwrap().lock().await.unwrap();
     let (token, node) = (guard.fencing_token(), guard.node_path());
@@ -242,8 +228,8 @@ async fn lock_calls_made_while_the_session_is_replaced_never_see_their_own_node_
     // missed the node: a false `LockNodeDeleted`, and a node left behind that blocked the lock.
     let chroot = unique_chroot("replaced");
     let proxy = FaultProxy::start(common::server().addr()).unwrap();
-    let flaky = proxied(&proxy, &chroot, Duration::from_secs(2)).await;
-    let observer = direct(&chroot).await.lock("/r/lock").unwrap();
+    let flaky = common::proxied(&proxy, &chroot, Duration::from_secs(2)).await;
+    let observer = common::direct(&chroot).await.lock("/r/lock").unwrap();
     let mut granted = 0;
     for round in 0..5 {
         expire_session(&flaky, &proxy).await.unwrap();

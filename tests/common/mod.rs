@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use mazurka::testkit::{session_in_fresh_chroot, ZkServer};
+use mazurka::testkit::{session_in_fresh_chroot, FaultProxy, ZkServer};
 use mazurka::Session;
 
 /// The test binary's shared server.
@@ -53,4 +53,21 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A session in `chroot` on the shared server, connected through `proxy` (so that a test can cut
+/// or stall it), with `session_timeout`.
+pub async fn proxied(proxy: &FaultProxy, chroot: &str, session_timeout: std::time::Duration) -> Session {
+    Session::builder(format!("{}{chroot}", proxy.connect_string()))
+        .session_timeout(session_timeout)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A session in `chroot` straight to the shared server (default settings).
+pub async fn direct(chroot: &str) -> Session {
+    Session::connect(format!("{}{chroot}", server().connect_string()))
+        .await
+        .unwrap()
 }
