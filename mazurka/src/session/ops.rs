@@ -80,6 +80,27 @@ pub(crate) struct Created {
     pub(crate) generation: u64,
 }
 
+impl Created {
+    /// What a create of `path` in `mode` returned: a sequential node's real name carries the
+    /// server's suffix.
+    fn new(
+        path: &str,
+        mode: CreateMode,
+        stat: zk::Stat,
+        sequence: zk::CreateSequence,
+        generation: u64,
+    ) -> Created {
+        Created {
+            path: match mode {
+                CreateMode::EphemeralSequential => format!("{path}{sequence}"),
+                _ => path.to_owned(),
+            },
+            stat: stat.into(),
+            generation,
+        }
+    }
+}
+
 /// One operation of a `multi`.
 #[derive(Debug, Clone)]
 pub(crate) enum MultiOp<'a> {
@@ -235,15 +256,7 @@ impl Session {
             .judge_create(&client, path, mode, checked, created)
             .await?
             .map_err(|e| map_err(e, "create", path))?;
-        let path = match mode {
-            CreateMode::EphemeralSequential => format!("{path}{sequence}"),
-            _ => path.to_owned(),
-        };
-        Ok(Created {
-            path,
-            stat: stat.into(),
-            generation,
-        })
+        Ok(Created::new(path, mode, stat, sequence, generation))
     }
 
     /// Creates a znode and lists `dir` right behind it: both on the same ZooKeeper session, the
@@ -275,14 +288,7 @@ impl Session {
             Ok(created) => created.map_err(|e| map_err(e, "create", path)),
             Err(err) => Err(err),
         };
-        let created = created.map(|(stat, sequence)| Created {
-            path: match mode {
-                CreateMode::EphemeralSequential => format!("{path}{sequence}"),
-                _ => path.to_owned(),
-            },
-            stat: stat.into(),
-            generation,
-        });
+        let created = created.map(|(stat, sequence)| Created::new(path, mode, stat, sequence, generation));
         Ok((
             generation,
             created,
